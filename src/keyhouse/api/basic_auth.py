@@ -1,0 +1,89 @@
+"""HTTP Basic ``email:api_key`` authentication for /api/v1 endpoints (reference §5).
+
+Every credential error becomes 401 ``UNAUTHORIZED`` with the specific message and
+``WWW-Authenticate: Basic realm="zulip"``, as Zulip's authenticated_rest_api_view
+does; only a non-Basic scheme is a 400.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+
+from keyhouse.api.errors import JsonableError, UnauthorizedError
+from keyhouse.realms.resolve import get_subdomain
+from keyhouse.users.api_keys import has_api_key_format
+from keyhouse.users.models import User
+
+logger = logging.getLogger("keyhouse.api.auth")
+
+
+def get_basic_credentials(request: HttpRequest) -> tuple[str, str]:
+    header = request.headers.get("Authorization")
+    if header is None:
+        raise UnauthorizedError("Missing authorization header for basic auth")
+    try:
+        auth_type, credentials = header.split()
+        if auth_type.lower() != "basic":
+            raise JsonableError("This endpoint requires HTTP basic authentication.")
+        role, api_key = base64.b64decode(credentials).decode().split(":")
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise UnauthorizedError("Invalid authorization header for basic auth") from None
+    return role, api_key
+
+
+def user_for_api_key(email: str, api_key: str) -> User | None:
+    """The user with this email (any realm) whose key equals ``api_key``.
+
+    Looked up by email, then the key compared in constant time, so response
+    timing says nothing about which keys exist.
+    """
+    match = None
+    for candidate in User.objects.with_email(email):
+        if hmac.compare_digest(candidate.api_key.encode(), api_key.encode()):
+            match = candidate
+    return match
+
+
+def validate_api_key(request: HttpRequest, email: str, api_key: str) -> User:
+    """Zulip's validate_api_key + validate_account_and_subdomain; raises with Zulip's messages."""
+    email, api_key = email.strip(), api_key.strip()
+    if not has_api_key_format(api_key):
+        raise UnauthorizedError("Malformed API key")
+    user = user_for_api_key(email, api_key)
+    if user is None:
+        raise UnauthorizedError("Invalid API key")
+    if user.realm.deactivated:
+        raise UnauthorizedError("This organization has been deactivated")
+    if not user.is_active:
+        raise UnauthorizedError("Account is deactivated")
+    subdomain = get_subdomain(request)
+    if user.realm.subdomain != subdomain:
+        logger.warning(
+            "User %s (%s) attempted to access API on wrong subdomain (%s)",
+            user.id, user.realm.display_subdomain, subdomain,
+        )
+        raise UnauthorizedError("Account is not associated with this subdomain")
+    return user
+
+
+def api_key_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Authenticate with Basic ``email:api_key`` and pass the user to the view."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if "Authorization" not in request.headers:
+            raise UnauthorizedError()
+        email, api_key = get_basic_credentials(request)
+        user = validate_api_key(request, email, api_key)
+        request.user = user
+        return view(request, user, *args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,164 @@
+"""Zulip's error hierarchy: every failure a client can see, defined in one place.
+
+Each class fixes the HTTP status, ``msg``, ``code`` and extra body fields of one
+Zulip error (zerver/lib/exceptions.py). Views and backends raise these; the
+middleware turns them into responses, so no view builds error JSON itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class JsonableError(Exception):
+    """A 400 ``BAD_REQUEST`` with a message for the client, like Zulip's JsonableError."""
+
+    http_status_code: ClassVar[int] = 400
+    code: ClassVar[str | None] = "BAD_REQUEST"
+    default_msg: ClassVar[str] = ""
+
+    def __init__(self, msg: str | None = None) -> None:
+        self.msg = msg if msg is not None else self.default_msg
+        super().__init__(self.msg)
+
+    def data_fields(self) -> dict[str, Any]:
+        """Extra body fields that come before ``code``, as in Zulip's ``data``."""
+        return {}
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"result": "error", "msg": self.msg}
+        body.update(self.data_fields())
+        if self.code is not None:
+            body["code"] = self.code
+        body.update(self.trailing_fields())
+        return body
+
+    def trailing_fields(self) -> dict[str, Any]:
+        return {}
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class RequestVariableMissingError(JsonableError):
+    code = "REQUEST_VARIABLE_MISSING"
+
+    def __init__(self, var_name: str) -> None:
+        self.var_name = var_name
+        super().__init__(f"Missing '{var_name}' argument")
+
+    def data_fields(self) -> dict[str, Any]:
+        return {"var_name": self.var_name}
+
+
+class AuthenticationFailedError(JsonableError):
+    http_status_code = 401
+    code = "AUTHENTICATION_FAILED"
+    default_msg = "Your username or password is incorrect"
+
+
+class UserDeactivatedError(AuthenticationFailedError):
+    code = "USER_DEACTIVATED"
+    default_msg = "Account is deactivated"
+
+
+class RealmDeactivatedError(AuthenticationFailedError):
+    code = "REALM_DEACTIVATED"
+    default_msg = "This organization has been deactivated"
+
+
+class PasswordAuthDisabledError(AuthenticationFailedError):
+    code = "PASSWORD_AUTH_DISABLED"
+    default_msg = "Password authentication is disabled in this organization"
+
+
+class PasswordResetRequiredError(AuthenticationFailedError):
+    code = "PASSWORD_RESET_REQUIRED"
+    default_msg = "Your password has been disabled and needs to be reset"
+
+
+class InvalidAPIKeyError(JsonableError):
+    http_status_code = 401
+    code = "INVALID_API_KEY"
+    default_msg = "Invalid API key"
+
+
+class InvalidAPIKeyFormatError(InvalidAPIKeyError):
+    default_msg = "Malformed API key"
+
+
+class InvalidSubdomainError(JsonableError):
+    http_status_code = 404
+    code = "NONEXISTENT_SUBDOMAIN"
+    default_msg = "Invalid subdomain"
+
+
+class UnauthorizedError(JsonableError):
+    """401 with ``WWW-Authenticate``; what every Basic-auth credential error becomes."""
+
+    http_status_code = 401
+    code = "UNAUTHORIZED"
+    default_msg = "Not logged in: API authentication or user session required"
+
+    def __init__(self, msg: str | None = None, www_authenticate: str = "basic") -> None:
+        self.www_authenticate = www_authenticate
+        super().__init__(msg)
+
+    def headers(self) -> dict[str, str]:
+        scheme = "Session" if self.www_authenticate == "session" else "Basic"
+        return {"WWW-Authenticate": f'{scheme} realm="zulip"'}
+
+
+class RateLimitedError(JsonableError):
+    http_status_code = 429
+    code = "RATE_LIMIT_HIT"
+    default_msg = "API usage exceeded rate limit"
+
+    def __init__(self, secs_to_freedom: float | None = None) -> None:
+        self.secs_to_freedom = secs_to_freedom
+        super().__init__()
+
+    def trailing_fields(self) -> dict[str, Any]:
+        return {"retry-after": self.secs_to_freedom}
+
+    def headers(self) -> dict[str, str]:
+        if self.secs_to_freedom is None:
+            return {}
+        return {"Retry-After": str(self.secs_to_freedom)}
+
+
+class MethodNotAllowedError(JsonableError):
+    """Zulip's ``json_method_not_allowed``: 405 with no ``code``."""
+
+    http_status_code = 405
+    code = None
+
+    def __init__(self, allowed_methods: list[str]) -> None:
+        self.allowed_methods = allowed_methods
+        super().__init__("Method Not Allowed")
+
+    def data_fields(self) -> dict[str, Any]:
+        return {"allowed_methods": self.allowed_methods}
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allowed_methods)}
+
+
+class NotFoundError(JsonableError):
+    """An unknown /api/ path. Zulip answers these with an HTML page; we keep JSON."""
+
+    http_status_code = 404
+    default_msg = "Not Found"
+
+
+class PayloadTooLargeError(JsonableError):
+    http_status_code = 413
+    default_msg = "Request body too large"
+
+
+class InternalServerError(JsonableError):
+    """Zulip's JSON 500: no ``code`` and, above all, no traceback."""
+
+    http_status_code = 500
+    code = None
+    default_msg = "Internal server error"

@@ -1,0 +1,66 @@
+"""Zulip-format JSON for every error under /api/ and /json/: never HTML, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.http import HttpRequest, HttpResponse
+
+from keyhouse.api.errors import (
+    InternalServerError,
+    JsonableError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
+from keyhouse.api.responses import json_error
+
+logger = logging.getLogger("keyhouse.api")
+
+JSON_PREFIXES = ("/api/", "/json/")
+
+
+def wants_json_errors(request: HttpRequest) -> bool:
+    return request.path.startswith(JSON_PREFIXES)
+
+
+class ZulipJsonErrorMiddleware:
+    """Outermost middleware: domain exceptions → Zulip bodies; stray HTML errors → JSON."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code >= 400
+            and wants_json_errors(request)
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            return json_error(self._error_for_status(response.status_code))
+        return response
+
+    def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
+        if isinstance(exc, JsonableError):
+            return json_error(exc)
+        if not wants_json_errors(request):
+            return None
+        if isinstance(exc, RequestDataTooBig):
+            return json_error(PayloadTooLargeError())
+        if isinstance(exc, SuspiciousOperation):
+            return json_error(JsonableError("Bad request"))
+        logger.error("Internal server error on %s %s", request.method, request.path, exc_info=exc)
+        return json_error(InternalServerError())
+
+    @staticmethod
+    def _error_for_status(status: int) -> JsonableError:
+        if status == 404:
+            return NotFoundError()
+        if status == 413:
+            return PayloadTooLargeError()
+        if status >= 500:
+            return InternalServerError()
+        error = JsonableError("Bad request")
+        error.http_status_code = status  # type: ignore[misc]
+        return error

@@ -1,0 +1,69 @@
+"""Zulip's request-parameter rules: POST first, then the query string.
+
+Every parameter a view reads is noted; on success the names the client sent but
+no code read come back sorted in ``ignored_parameters_unsupported`` (Zulip 7.0,
+feature level 167). ``client`` always counts as read (Zulip's parse_client).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import wraps
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from keyhouse.api.errors import MethodNotAllowedError, RequestVariableMissingError
+from keyhouse.api.responses import json_success
+
+_PROCESSED = "_keyhouse_processed_params"
+
+
+def get_param(request: HttpRequest, name: str) -> str:
+    """The parameter's value (POST wins over GET), or Zulip's REQUEST_VARIABLE_MISSING."""
+    processed: set[str] = getattr(request, _PROCESSED)
+    for source in (request.POST, request.GET):
+        if name in source:
+            processed.add(name)
+            return source[name]
+    raise RequestVariableMissingError(name)
+
+
+def _ignored_parameters(request: HttpRequest) -> list[str]:
+    processed: set[str] = getattr(request, _PROCESSED)
+    return sorted({*request.POST, *request.GET} - processed)
+
+
+ViewResult = dict[str, Any] | HttpResponse
+
+
+def zulip_endpoint(
+    methods: Iterable[str], *, report_ignored: bool = True
+) -> Callable[[Callable[..., ViewResult]], Callable[..., HttpResponse]]:
+    """Method check (Zulip's 405 body), CSRF exemption and success-body building.
+
+    The view returns the data dict of a success, or a ready response.
+    """
+    allowed = list(methods)
+
+    def decorator(view: Callable[..., ViewResult]) -> Callable[..., HttpResponse]:
+        @csrf_exempt
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            method = "GET" if request.method == "HEAD" and "GET" in allowed else request.method
+            if method not in allowed:
+                raise MethodNotAllowedError(allowed)
+            setattr(request, _PROCESSED, {"client"})
+            result = view(request, *args, **kwargs)
+            if isinstance(result, HttpResponse):
+                return result
+            if report_ignored:
+                ignored = _ignored_parameters(request)
+                if ignored:
+                    result["ignored_parameters_unsupported"] = ignored
+            return json_success(result)
+
+        return wrapper
+
+    return decorator

@@ -1,0 +1,14 @@
+"""Routes under /api/v1/ (Zulip's v1_api_mobile_patterns and REST paths we serve)."""
+
+from django.urls import path
+
+from keyhouse.api.views.fetch_api_key import fetch_api_key
+from keyhouse.api.views.server_settings import server_settings
+from keyhouse.api.views.users import get_own_user, regenerate_api_key
+
+urlpatterns = [
+    path("fetch_api_key", fetch_api_key),
+    path("server_settings", server_settings),
+    path("users/me", get_own_user),
+    path("users/me/api_key/regenerate", regenerate_api_key),
+]

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AuthConfig(AppConfig):
+    name = "keyhouse.auth"
+    label = "keyhouse_auth"

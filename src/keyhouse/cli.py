@@ -1,0 +1,311 @@
+"""The ``keyhouse`` command: serve, and manage realms and users from the shell.
+
+Every command migrates the database on demand, so it works right after install on
+an empty data dir. Operator mistakes print one line on stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+PROG = "keyhouse"
+
+
+class CliError(Exception):
+    """A refusal to show the operator as one line."""
+
+
+def _setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "keyhouse.settings")
+    import django
+
+    django.setup()
+
+
+def _migrate() -> None:
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+def _read_password_stdin() -> str:
+    data = sys.stdin.read()
+    if data.endswith("\r\n"):
+        data = data[:-2]
+    elif data.endswith("\n"):
+        data = data[:-1]
+    if not data:
+        raise CliError("no password on standard input")
+    return data
+
+
+def _realm(subdomain: str) -> Any:
+    from keyhouse.realms.resolve import get_realm
+
+    realm = get_realm(subdomain)
+    if realm is None:
+        raise CliError(f"no realm with subdomain {subdomain!r}")
+    return realm
+
+
+def _user(realm_subdomain: str, email: str) -> Any:
+    from keyhouse.users.models import User
+
+    realm = _realm(realm_subdomain)
+    user = User.objects.get_by_delivery_email(email, realm)
+    if user is None:
+        raise CliError(f"no user {email!r} in realm {realm_subdomain!r}")
+    return user
+
+
+def _print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    widths = {c: max([len(c)] + [len(str(r[c])) for r in rows]) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
+    for row in rows:
+        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
+
+
+# --- serve ------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from keyhouse.ops.serve import serve
+
+    serve(args.host, args.port, args.workers)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from keyhouse.ops.demo import ensure_demo
+
+    print(ensure_demo(args.host, args.port))
+
+
+# --- realms -----------------------------------------------------------------
+
+
+def cmd_realm_create(args: argparse.Namespace) -> None:
+    from keyhouse.realms.actions import RealmActionError, create_realm
+    from keyhouse.realms.methods import parse_auth_methods
+
+    try:
+        realm = create_realm(args.subdomain, args.name, parse_auth_methods(args.auth_methods))
+    except (RealmActionError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    print(f"created realm {realm.subdomain!r} ({realm.name})")
+
+
+def _realm_row(realm: Any) -> dict[str, Any]:
+    return {
+        "subdomain": realm.subdomain,
+        "name": realm.name,
+        "deactivated": realm.deactivated,
+        "auth_methods": list(realm.authentication_methods),
+        "users": realm.users.count(),
+    }
+
+
+def cmd_realm_list(args: argparse.Namespace) -> None:
+    from keyhouse.realms.models import Realm
+
+    rows = [_realm_row(r) for r in Realm.objects.all()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    shown = [
+        {**r, "subdomain": r["subdomain"] or '""', "auth_methods": ",".join(r["auth_methods"])}
+        for r in rows
+    ]
+    _print_table(shown, ["subdomain", "name", "deactivated", "auth_methods", "users"])
+
+
+def cmd_realm_set_active(active: bool) -> Callable[[argparse.Namespace], None]:
+    def run(args: argparse.Namespace) -> None:
+        realm = _realm(args.subdomain)
+        realm.deactivated = not active
+        realm.save(update_fields=["deactivated"])
+        print(f"{'reactivated' if active else 'deactivated'} realm {realm.subdomain!r}")
+
+    return run
+
+
+def cmd_realm_set_auth_methods(args: argparse.Namespace) -> None:
+    from keyhouse.realms.methods import parse_auth_methods
+
+    realm = _realm(args.subdomain)
+    try:
+        realm.authentication_methods = parse_auth_methods(args.auth_methods)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    realm.save(update_fields=["authentication_methods"])
+    print(f"realm {realm.subdomain!r} auth methods: {','.join(realm.authentication_methods)}")
+
+
+# --- users ------------------------------------------------------------------
+
+ROLE_NAMES = {"owner": 100, "admin": 200, "moderator": 300, "member": 400, "guest": 600}
+
+
+def cmd_user_create(args: argparse.Namespace) -> None:
+    from keyhouse.users.actions import UserActionError, create_user
+    from keyhouse.users.password_policy import PasswordTooWeakError
+
+    realm = _realm(args.realm)
+    password = _read_password_stdin() if args.password_stdin else None
+    try:
+        user = create_user(
+            realm, args.email, args.full_name, role=ROLE_NAMES[args.role], password=password
+        )
+    except (UserActionError, PasswordTooWeakError) as exc:
+        raise CliError(str(exc)) from None
+    print(f"created user {user.delivery_email} (id {user.id}) in realm {realm.subdomain!r}")
+
+
+def cmd_user_set_password(args: argparse.Namespace) -> None:
+    from keyhouse.users.actions import change_password
+    from keyhouse.users.password_policy import PasswordTooWeakError
+
+    user = _user(args.realm, args.email)
+    password = _read_password_stdin()
+    try:
+        change_password(user, password)
+    except PasswordTooWeakError as exc:
+        raise CliError(str(exc)) from None
+    print(f"password set for {user.delivery_email}")
+
+
+def cmd_user_set_active(active: bool) -> Callable[[argparse.Namespace], None]:
+    def run(args: argparse.Namespace) -> None:
+        from keyhouse.users.actions import set_active
+
+        user = _user(args.realm, args.email)
+        set_active(user, active)
+        print(f"{'reactivated' if active else 'deactivated'} user {user.delivery_email}")
+
+    return run
+
+
+def cmd_user_list(args: argparse.Namespace) -> None:
+    realm = _realm(args.realm)
+    role_names = {v: k for k, v in ROLE_NAMES.items()}
+    rows = [
+        {
+            "user_id": u.id,
+            "email": u.delivery_email,
+            "full_name": u.full_name,
+            "role": role_names.get(u.role, str(u.role)),
+            "is_active": u.is_active,
+            "has_password": u.has_usable_password(),
+            "date_joined": u.date_joined.isoformat(),
+        }
+        for u in realm.users.order_by("id")
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    _print_table(rows, ["user_id", "email", "full_name", "role", "is_active", "has_password"])
+
+
+def cmd_user_regenerate_api_key(args: argparse.Namespace) -> None:
+    from keyhouse.users.actions import regenerate_api_key
+
+    user = _user(args.realm, args.email)
+    regenerate_api_key(user)
+    # The new key is not printed: it reaches the user through fetch_api_key or the
+    # web, never through a terminal's scrollback or a log.
+    print(f"regenerated API key for {user.delivery_email}; the old key no longer works")
+
+
+# --- parser -----------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from keyhouse.ops.serve import default_workers
+
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate, then serve with gunicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=9991)
+    serve.add_argument("--workers", type=int, default=default_workers())
+    serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="create the demo realm and user (idempotent)")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=9991)
+    demo.set_defaults(func=cmd_demo)
+
+    realm = sub.add_parser("realm", help="manage realms").add_subparsers(
+        dest="realm_command", required=True
+    )
+    p = realm.add_parser("create", help="create a realm")
+    p.add_argument("--subdomain", required=True, help='"" for the root realm')
+    p.add_argument("--name", required=True)
+    p.add_argument("--auth-methods", default="email", help="comma-separated: email,ldap,dev")
+    p.set_defaults(func=cmd_realm_create)
+    p = realm.add_parser("list", help="list realms")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_realm_list)
+    for name, active in (("deactivate", False), ("reactivate", True)):
+        p = realm.add_parser(name, help=f"{name} a realm")
+        p.add_argument("--subdomain", required=True)
+        p.set_defaults(func=cmd_realm_set_active(active))
+    p = realm.add_parser("set-auth-methods", help="choose the realm's login methods")
+    p.add_argument("--subdomain", required=True)
+    p.add_argument("--auth-methods", required=True)
+    p.set_defaults(func=cmd_realm_set_auth_methods)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(
+        dest="user_command", required=True
+    )
+    p = user.add_parser("create", help="create a user")
+    p.add_argument("--realm", required=True)
+    p.add_argument("--email", required=True)
+    p.add_argument("--full-name", required=True)
+    p.add_argument("--role", choices=list(ROLE_NAMES), default="member")
+    p.add_argument("--password-stdin", action="store_true")
+    p.set_defaults(func=cmd_user_create)
+    p = user.add_parser("set-password", help="set a user's password from stdin")
+    p.add_argument("--realm", required=True)
+    p.add_argument("--email", required=True)
+    p.add_argument("--password-stdin", action="store_true", required=True)
+    p.set_defaults(func=cmd_user_set_password)
+    for name, active in (("deactivate", False), ("reactivate", True)):
+        p = user.add_parser(name, help=f"{name} a user")
+        p.add_argument("--realm", required=True)
+        p.add_argument("--email", required=True)
+        p.set_defaults(func=cmd_user_set_active(active))
+    p = user.add_parser("list", help="list a realm's users")
+    p.add_argument("--realm", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_user_list)
+    p = user.add_parser("regenerate-api-key", help="replace a user's API key")
+    p.add_argument("--realm", required=True)
+    p.add_argument("--email", required=True)
+    p.set_defaults(func=cmd_user_regenerate_api_key)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        _setup_django()
+        _migrate()
+        args.func(args)
+    except CliError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - operators get one line, never a traceback
+        print(f"{PROG}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

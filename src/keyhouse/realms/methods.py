@@ -1,0 +1,90 @@
+"""Which authentication methods are on, for a realm or server-wide.
+
+Mirrors Zulip's ``auth_enabled_helper``: a method is on when the server has the
+backend configured *and* the realm enables it; with no realm, every configured
+backend counts as on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.conf import settings
+
+from keyhouse.realms.models import AUTH_METHODS, Realm
+
+# Zulip's AUTH_BACKEND_NAME_MAP order, lower-cased: the keys of
+# server_settings' authentication_methods after "password".
+ZULIP_AUTH_METHOD_KEYS: tuple[str, ...] = (
+    "dev",
+    "email",
+    "ldap",
+    "remoteuser",
+    "github",
+    "azuread",
+    "gitlab",
+    "google",
+    "apple",
+    "saml",
+    "openid connect",
+)
+
+
+def server_configured_methods() -> set[str]:
+    """Backends this server can run at all, whatever any realm says."""
+    configured = {"email"}
+    if settings.AUTH_LDAP_SERVER_URI:
+        configured.add("ldap")
+    if settings.DEV_MODE:
+        configured.add("dev")
+    return configured
+
+
+def method_enabled(method: str, realm: Realm | None) -> bool:
+    if method not in server_configured_methods():
+        return False
+    return realm is None or realm.method_enabled(method)
+
+
+def email_auth_enabled(realm: Realm | None) -> bool:
+    return method_enabled("email", realm)
+
+
+def ldap_auth_enabled(realm: Realm | None) -> bool:
+    return method_enabled("ldap", realm)
+
+
+def dev_auth_enabled(realm: Realm | None) -> bool:
+    return method_enabled("dev", realm)
+
+
+def password_auth_enabled(realm: Realm | None) -> bool:
+    return email_auth_enabled(realm) or ldap_auth_enabled(realm)
+
+
+def require_email_format_usernames(realm: Realm | None) -> bool:
+    """False only when LDAP is on and maps bare usernames to emails."""
+    if ldap_auth_enabled(realm) and (settings.LDAP_EMAIL_ATTR or settings.LDAP_APPEND_DOMAIN):
+        return False
+    return True
+
+
+def authentication_methods_dict(realm: Realm | None) -> dict[str, bool]:
+    """server_settings' deprecated ``authentication_methods`` object, in Zulip's key order."""
+    result = {"password": password_auth_enabled(realm)}
+    for key in ZULIP_AUTH_METHOD_KEYS:
+        result[key] = key in AUTH_METHODS and method_enabled(key, realm)
+    return result
+
+
+def parse_auth_methods(text: str | Iterable[str]) -> list[str]:
+    """Validate a comma-separated (or iterable) list of method names; keep canonical order."""
+    names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text)]
+    names = [n for n in names if n]
+    unknown = sorted(set(names) - set(AUTH_METHODS))
+    if unknown:
+        raise ValueError(
+            f"unknown authentication method(s): {', '.join(unknown)}"
+            f" (choose from {', '.join(AUTH_METHODS)})"
+        )
+    return [m for m in AUTH_METHODS if m in names]

@@ -1,0 +1,58 @@
+"""Host header → subdomain → realm, as Zulip's ``get_subdomain`` does."""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from keyhouse.realms.models import Realm
+
+ROOT_SUBDOMAIN = ""
+
+
+def subdomain_for_host(host: str) -> str:
+    """The subdomain a host name addresses; "" (the root realm) when it names none."""
+    host = host.lower()
+    external = settings.EXTERNAL_HOST
+    if not external:
+        return ROOT_SUBDOMAIN
+    match = re.search(rf"\.{re.escape(external)}(:\d+)?$", host)
+    if match:
+        subdomain = host[: match.start()]
+        if subdomain in settings.ROOT_SUBDOMAIN_ALIASES:
+            return ROOT_SUBDOMAIN
+        return subdomain
+    return ROOT_SUBDOMAIN
+
+
+def get_subdomain(request: HttpRequest) -> str:
+    return subdomain_for_host(request.get_host())
+
+
+def get_realm(subdomain: str) -> Realm | None:
+    return Realm.objects.filter(subdomain=subdomain).first()
+
+
+def realm_for_request(request: HttpRequest) -> Realm | None:
+    """The realm the request's host names, or None if no such realm exists.
+
+    Cached on the request, since several layers ask.
+    """
+    if not hasattr(request, "_keyhouse_realm"):
+        request._keyhouse_realm = get_realm(get_subdomain(request))  # type: ignore[attr-defined]
+    return request._keyhouse_realm  # type: ignore[attr-defined]
+
+
+def base_url(request: HttpRequest) -> str:
+    """Scheme + host + port the client reached: what clients must use from here on."""
+    return f"{request.scheme}://{request.get_host()}"
+
+
+def realm_url(realm: Realm, scheme: str = "https") -> str:
+    """A realm's canonical URL, for places with no request (emails, CLI output)."""
+    host = settings.EXTERNAL_HOST or "localhost"
+    if realm.subdomain:
+        host = f"{realm.subdomain}.{host}"
+    return f"{scheme}://{host}"

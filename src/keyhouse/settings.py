@@ -1,0 +1,196 @@
+"""Django settings: the only module that reads the environment and the config file.
+
+Precedence, lowest to highest: built-in defaults, the TOML file named by
+``KEYHOUSE_CONFIG`` (upper-case keys become settings, as Zulip's
+``/etc/zulip/settings.py`` does), then ``KEYHOUSE_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+
+
+def _env_bool(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _load_config_file() -> dict[str, Any]:
+    path = os.environ.get("KEYHOUSE_CONFIG")
+    if not path:
+        return {}
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    return {k: v for k, v in data.items() if k.isupper()}
+
+
+_CONFIG = _load_config_file()
+
+
+def _setting(name: str, default: Any, env: str | None = None, cast: Any = None) -> Any:
+    """A setting from the environment, else the config file, else the default."""
+    raw = os.environ.get(env) if env else None
+    if raw is not None:
+        return cast(raw) if cast else raw
+    return _CONFIG.get(name, default)
+
+
+BASE_DIR = Path(__file__).resolve().parent
+
+DATA_DIR = Path(_setting("DATA_DIR", "./keyhouse-data", "KEYHOUSE_DATA_DIR")).resolve()
+
+
+def _secret_key() -> str:
+    """Keep one random secret key per data dir, created on first use (mode 0600)."""
+    explicit = _setting("SECRET_KEY", None, "KEYHOUSE_SECRET_KEY")
+    if explicit:
+        return explicit
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    key_file = DATA_DIR / "secret_key"
+    try:
+        return key_file.read_text().strip()
+    except FileNotFoundError:
+        pass
+    key = secrets.token_urlsafe(50)
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race: use its key
+        return key_file.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+SECRET_KEY = _secret_key()
+DEBUG = _setting("DEBUG", False, "KEYHOUSE_DEBUG", _env_bool)
+
+# --- Hosts and realms -------------------------------------------------------
+EXTERNAL_HOST: str = _setting("EXTERNAL_HOST", "", "KEYHOUSE_EXTERNAL_HOST").strip().lower()
+ROOT_SUBDOMAIN_ALIASES: list[str] = _setting("ROOT_SUBDOMAIN_ALIASES", ["www"])
+# Realm resolution, not Django's host check, decides which hosts mean something;
+# unknown hosts get Zulip's JSON "Invalid subdomain" instead of an HTML 400.
+ALLOWED_HOSTS: list[str] = _setting(
+    "ALLOWED_HOSTS",
+    [h for h in os.environ.get("KEYHOUSE_ALLOWED_HOSTS", "*").split(",") if h],
+)
+if _setting("USE_X_FORWARDED_PROTO", False, "KEYHOUSE_USE_X_FORWARDED_PROTO", _env_bool):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+USE_X_FORWARDED_HOST = _setting(
+    "USE_X_FORWARDED_HOST", False, "KEYHOUSE_USE_X_FORWARDED_HOST", _env_bool
+)
+
+# --- What keyhouse claims to be (docs/compatibility.md) ---------------------
+ZULIP_VERSION: str = str(_setting("ZULIP_VERSION", "10.0", "KEYHOUSE_ZULIP_VERSION"))
+ZULIP_MERGE_BASE: str = str(_setting("ZULIP_MERGE_BASE", ZULIP_VERSION, "KEYHOUSE_ZULIP_MERGE_BASE"))
+ZULIP_FEATURE_LEVEL: int = int(
+    _setting("ZULIP_FEATURE_LEVEL", 371, "KEYHOUSE_ZULIP_FEATURE_LEVEL", int)
+)
+
+# --- Authentication ---------------------------------------------------------
+DEV_MODE: bool = _setting("DEV_MODE", False, "KEYHOUSE_DEV_MODE", _env_bool)
+AUTH_LDAP_SERVER_URI: str = _setting("AUTH_LDAP_SERVER_URI", "")
+LDAP_APPEND_DOMAIN: str | None = _setting("LDAP_APPEND_DOMAIN", None)
+LDAP_EMAIL_ATTR: str | None = _setting("LDAP_EMAIL_ATTR", None)
+
+AUTH_USER_MODEL = "users.User"
+AUTHENTICATION_BACKENDS = ["keyhouse.auth.backends.EmailAuthBackend"]
+
+# Argon2id parameters (docs/passwords.md). Defaults are OWASP's recommendation
+# m=19 MiB, t=2, p=1; read at hashing time so they can be tuned without code.
+ARGON2_TIME_COST: int = int(_setting("ARGON2_TIME_COST", 2, "KEYHOUSE_ARGON2_TIME_COST", int))
+ARGON2_MEMORY_COST: int = int(
+    _setting("ARGON2_MEMORY_COST", 19456, "KEYHOUSE_ARGON2_MEMORY_COST", int)
+)
+ARGON2_PARALLELISM: int = int(
+    _setting("ARGON2_PARALLELISM", 1, "KEYHOUSE_ARGON2_PARALLELISM", int)
+)
+PASSWORD_HASHERS = [
+    "keyhouse.users.hashers.KeyhouseArgon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+]
+PASSWORD_MIN_LENGTH: int = int(_setting("PASSWORD_MIN_LENGTH", 6))
+PASSWORD_MAX_LENGTH: int = int(_setting("PASSWORD_MAX_LENGTH", 100))
+PASSWORD_MIN_GUESSES: int = int(_setting("PASSWORD_MIN_GUESSES", 10000))
+
+# --- Django plumbing --------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "keyhouse.realms",
+    "keyhouse.users",
+    "keyhouse.auth",
+    "keyhouse.api",
+]
+
+MIDDLEWARE = [
+    "keyhouse.api.middleware.ZulipJsonErrorMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+
+ROOT_URLCONF = "keyhouse.urls"
+WSGI_APPLICATION = "keyhouse.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+
+DATABASE_URL: str = _setting("DATABASE_URL", "", "KEYHOUSE_DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(DATA_DIR / "keyhouse.sqlite3"),
+            # WAL lets several gunicorn workers read while one writes.
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Bodies larger than this are refused before any view runs.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(_setting("MAX_BODY_BYTES", 64 * 1024))
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 100
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "en-us"
+USE_I18N = False
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = 14 * 24 * 3600
+
+# The username is unique per realm (case-insensitively), not server-wide, and
+# our own backends look users up by realm; Django's warning does not apply.
+SILENCED_SYSTEM_CHECKS = ["auth.W004"]
+
+LOG_LEVEL: str = _setting("LOG_LEVEL", "INFO", "KEYHOUSE_LOG_LEVEL").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}

@@ -1,0 +1,88 @@
+"""Users: one row per person per realm, with a password hash and an API key."""
+
+from __future__ import annotations
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.db import models
+from django.db.models import CharField, Value
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from keyhouse.realms.models import Realm
+from keyhouse.users.api_keys import generate_api_key
+from keyhouse.users.password_policy import PasswordTooWeakError, check_password_strength
+
+CharField.register_lookup(Lower)
+
+
+class Role(models.IntegerChoices):
+    """Zulip's role numbers."""
+
+    OWNER = 100, "owner"
+    ADMINISTRATOR = 200, "admin"
+    MODERATOR = 300, "moderator"
+    MEMBER = 400, "member"
+    GUEST = 600, "guest"
+
+
+class UserManager(BaseUserManager["User"]):
+    def with_email(self, email: str) -> models.QuerySet[User]:
+        """Users in any realm whose delivery email equals ``email`` case-insensitively.
+
+        Both sides are lower-cased by the database, so the match is consistent with
+        the unique index on ``lower(delivery_email)``, which serves the lookup.
+        """
+        return self.select_related("realm").filter(
+            delivery_email__lower=Lower(Value(email.strip()))
+        )
+
+    def get_by_delivery_email(self, email: str, realm: Realm) -> User | None:
+        """Zulip's get_user_by_delivery_email: a case-insensitive match within one realm."""
+        return self.with_email(email).filter(realm=realm).first()
+
+
+class User(AbstractBaseUser):
+    realm = models.ForeignKey(Realm, on_delete=models.CASCADE, related_name="users")
+    delivery_email = models.EmailField(max_length=254)
+    full_name = models.CharField(max_length=100)
+    role = models.PositiveSmallIntegerField(choices=Role.choices, default=Role.MEMBER)
+    is_active = models.BooleanField(default=True)
+    is_bot = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+    timezone = models.CharField(max_length=40, blank=True, default="")
+    avatar_version = models.PositiveIntegerField(default=1)
+    enable_login_emails = models.BooleanField(default=True)
+    api_key = models.CharField(max_length=32, unique=True, default=generate_api_key)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "delivery_email"
+    EMAIL_FIELD = "delivery_email"
+    REQUIRED_FIELDS = ["full_name"]
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                Lower("delivery_email"), "realm", name="users_unique_email_per_realm"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_email} ({self.realm})"
+
+    def set_password(self, raw_password: str | None) -> None:
+        """Zulip's rule: None means no usable password; weak ones are refused.
+
+        This also guards re-hashing on login: a correct but weak password cannot
+        be upgraded, and the login backend turns that into PASSWORD_RESET_REQUIRED.
+        """
+        if raw_password is None:
+            self.set_unusable_password()
+            return
+        if not check_password_strength(raw_password):
+            raise PasswordTooWeakError()
+        super().set_password(raw_password)
+
+    @property
+    def is_realm_admin(self) -> bool:
+        return self.role in (Role.OWNER, Role.ADMINISTRATOR)

@@ -1,0 +1,38 @@
+"""Shared fixtures: cheap hashing, a realm, users, and an HTTP client helper."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from keyhouse.realms.models import Realm
+from keyhouse.users.actions import create_user
+from keyhouse.users.models import User
+
+SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+PASSWORD = "Correct-Horse-77"
+
+
+@pytest.fixture(autouse=True)
+def cheap_argon2(settings: pytest.FixtureRequest) -> None:
+    """Argon2id still, but with the smallest parameters: tests time logic, not hashing."""
+    settings.ARGON2_TIME_COST = 1
+    settings.ARGON2_MEMORY_COST = 8
+    settings.ARGON2_PARALLELISM = 1
+
+
+@pytest.fixture
+def realm(db: None) -> Realm:
+    return Realm.objects.create(subdomain="", name="Test Org", authentication_methods=["email"])
+
+
+@pytest.fixture
+def user(realm: Realm) -> User:
+    return create_user(realm, "Hamlet@Example.com", "King Hamlet", password=PASSWORD)
+
+
+def basic_auth(email: str, api_key: str) -> dict[str, str]:
+    token = base64.b64encode(f"{email}:{api_key}".encode()).decode()
+    return {"HTTP_AUTHORIZATION": f"Basic {token}"}
