@@ -40,7 +40,8 @@ def is_incompatible(request: HttpRequest) -> bool:
     return user_agent.split("/", 1)[0].strip() == "ZulipInvalid"
 
 
-@zulip_endpoint(["GET"], report_ignored=False)
+# Zulip uses require_safe here: GET and HEAD.
+@zulip_endpoint(["GET", "HEAD"], report_ignored=False)
 def server_settings(request: HttpRequest) -> dict[str, Any]:
     realm = realm_for_request(request)
     if realm is None and get_subdomain(request) != ROOT_SUBDOMAIN:
