@@ -6,6 +6,7 @@ import base64
 from pathlib import Path
 
 import pytest
+from pytest_django.fixtures import Settings
 
 from keyhouse.realms.models import Realm
 from keyhouse.users.actions import create_user
@@ -16,7 +17,7 @@ PASSWORD = "Correct-Horse-77"
 
 
 @pytest.fixture(autouse=True)
-def cheap_argon2(settings: pytest.FixtureRequest) -> None:
+def cheap_argon2(settings: Settings) -> None:
     """Argon2id still, but with the smallest parameters: tests time logic, not hashing."""
     settings.ARGON2_TIME_COST = 1
     settings.ARGON2_MEMORY_COST = 8

@@ -19,7 +19,9 @@ KEYHOUSE = Path(sys.executable).with_name("keyhouse")
 
 
 def run(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    *args: str,
     stdin: str = "",
 ) -> tuple[int, str, str]:
     monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
@@ -35,13 +37,15 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, db:
 
 def test_realm_lifecycle(cli) -> None:  # type: ignore[no-untyped-def]
     assert cli("realm", "create", "--subdomain", "", "--name", "Root")[0] == 0
-    code, _, _ = cli("realm", "create", "--subdomain", "chat", "--name", "Chat",
-                     "--auth-methods", "email,dev")
+    code, _, _ = cli(
+        "realm", "create", "--subdomain", "chat", "--name", "Chat", "--auth-methods", "email,dev"
+    )
     assert code == 0
     code, out, _ = cli("realm", "list", "--json")
     rows = json.loads(out)
     assert [(r["subdomain"], r["auth_methods"]) for r in rows] == [
-        ("", ["email"]), ("chat", ["email", "dev"])
+        ("", ["email"]),
+        ("chat", ["email", "dev"]),
     ]
     assert cli("realm", "deactivate", "--subdomain", "chat")[0] == 0
     assert Realm.objects.get(subdomain="chat").deactivated
@@ -58,8 +62,10 @@ def test_realm_lifecycle(cli) -> None:  # type: ignore[no-untyped-def]
     [
         (("realm", "create", "--subdomain", "", "--name", "Again"), "already exists"),
         (("realm", "create", "--subdomain", "Bad_Sub!", "--name", "X"), "invalid subdomain"),
-        (("realm", "create", "--subdomain", "x", "--name", "X", "--auth-methods", "saml"),
-         "unknown authentication method"),
+        (
+            ("realm", "create", "--subdomain", "x", "--name", "X", "--auth-methods", "saml"),
+            "unknown authentication method",
+        ),
         (("realm", "deactivate", "--subdomain", "missing"), "no realm"),
         (("realm", "set-auth-methods", "--subdomain", "", "--auth-methods", "nope"), "unknown"),
     ],
@@ -74,19 +80,43 @@ def test_realm_errors_are_one_line(cli, args: tuple[str, ...], message: str) -> 
 
 def test_user_lifecycle(cli) -> None:  # type: ignore[no-untyped-def]
     cli("realm", "create", "--subdomain", "", "--name", "Root")
-    code, out, err = cli("user", "create", "--realm", "", "--email", "Ann@Example.com",
-                         "--full-name", "Ann", "--role", "admin", "--password-stdin",
-                         stdin="Sturdy-Pass-93\n")
+    code, out, err = cli(
+        "user",
+        "create",
+        "--realm",
+        "",
+        "--email",
+        "Ann@Example.com",
+        "--full-name",
+        "Ann",
+        "--role",
+        "admin",
+        "--password-stdin",
+        stdin="Sturdy-Pass-93\n",
+    )
     assert (code, err) == (0, "")
     ann = User.objects.get(delivery_email="Ann@Example.com")
     assert ann.role == 200 and ann.check_password("Sturdy-Pass-93")
 
-    assert cli("user", "create", "--realm", "", "--email", "sso@example.com",
-               "--full-name", "Sso")[0] == 0
+    assert (
+        cli("user", "create", "--realm", "", "--email", "sso@example.com", "--full-name", "Sso")[0]
+        == 0
+    )
     assert not User.objects.get(delivery_email="sso@example.com").has_usable_password()
 
-    assert cli("user", "set-password", "--realm", "", "--email", "ann@example.com",
-               "--password-stdin", stdin="Another-Pass-55\r\n")[0] == 0
+    assert (
+        cli(
+            "user",
+            "set-password",
+            "--realm",
+            "",
+            "--email",
+            "ann@example.com",
+            "--password-stdin",
+            stdin="Another-Pass-55\r\n",
+        )[0]
+        == 0
+    )
     ann.refresh_from_db()
     assert ann.check_password("Another-Pass-55")
 
@@ -106,7 +136,8 @@ def test_user_lifecycle(cli) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = cli("user", "list", "--realm", "", "--json")
     rows = json.loads(out)
     assert [(r["email"], r["role"], r["has_password"]) for r in rows] == [
-        ("Ann@Example.com", "admin", True), ("sso@example.com", "member", False)
+        ("Ann@Example.com", "admin", True),
+        ("sso@example.com", "member", False),
     ]
     assert "Another-Pass-55" not in out and ann.api_key not in out
     code, out, _ = cli("user", "list", "--realm", "")
@@ -116,25 +147,81 @@ def test_user_lifecycle(cli) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     ("args", "stdin", "message"),
     [
-        (("user", "create", "--realm", "nope", "--email", "a@example.com", "--full-name", "A"),
-         "", "no realm"),
-        (("user", "create", "--realm", "", "--email", "taken@EXAMPLE.com", "--full-name", "A"),
-         "", "already exists"),
-        (("user", "create", "--realm", "", "--email", "not-an-email", "--full-name", "A"),
-         "", "invalid email"),
-        (("user", "create", "--realm", "", "--email", "w@example.com", "--full-name", "W",
-          "--password-stdin"), "password\n", "too weak"),
-        (("user", "create", "--realm", "", "--email", "w@example.com", "--full-name", "W",
-          "--password-stdin"), "", "no password"),
-        (("user", "set-password", "--realm", "", "--email", "taken@example.com",
-          "--password-stdin"), "123456\n", "too weak"),
+        (
+            ("user", "create", "--realm", "nope", "--email", "a@example.com", "--full-name", "A"),
+            "",
+            "no realm",
+        ),
+        (
+            ("user", "create", "--realm", "", "--email", "taken@EXAMPLE.com", "--full-name", "A"),
+            "",
+            "already exists",
+        ),
+        (
+            ("user", "create", "--realm", "", "--email", "not-an-email", "--full-name", "A"),
+            "",
+            "invalid email",
+        ),
+        (
+            (
+                "user",
+                "create",
+                "--realm",
+                "",
+                "--email",
+                "w@example.com",
+                "--full-name",
+                "W",
+                "--password-stdin",
+            ),
+            "password\n",
+            "too weak",
+        ),
+        (
+            (
+                "user",
+                "create",
+                "--realm",
+                "",
+                "--email",
+                "w@example.com",
+                "--full-name",
+                "W",
+                "--password-stdin",
+            ),
+            "",
+            "no password",
+        ),
+        (
+            (
+                "user",
+                "set-password",
+                "--realm",
+                "",
+                "--email",
+                "taken@example.com",
+                "--password-stdin",
+            ),
+            "123456\n",
+            "too weak",
+        ),
         (("user", "deactivate", "--realm", "", "--email", "ghost@example.com"), "", "no user"),
     ],
 )
 def test_user_errors_are_one_line(cli, args: tuple[str, ...], stdin: str, message: str) -> None:  # type: ignore[no-untyped-def]
     cli("realm", "create", "--subdomain", "", "--name", "Root")
-    cli("user", "create", "--realm", "", "--email", "taken@example.com", "--full-name", "T",
-        "--password-stdin", stdin="Sturdy-Pass-93")
+    cli(
+        "user",
+        "create",
+        "--realm",
+        "",
+        "--email",
+        "taken@example.com",
+        "--full-name",
+        "T",
+        "--password-stdin",
+        stdin="Sturdy-Pass-93",
+    )
     code, _, err = cli(*args, stdin=stdin)
     assert code == 1
     assert message in err
@@ -149,8 +236,13 @@ def test_works_on_empty_data_dir_as_a_real_process(tmp_path: Path) -> None:
 
     def keyhouse(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(KEYHOUSE), *args], input=stdin, capture_output=True, text=True, env=env,
-            timeout=60, check=False,
+            [str(KEYHOUSE), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
         )
 
     listed = keyhouse("realm", "list", "--json")

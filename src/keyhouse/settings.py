@@ -86,7 +86,9 @@ USE_X_FORWARDED_HOST = _setting(
 
 # --- What keyhouse claims to be (docs/compatibility.md) ---------------------
 ZULIP_VERSION: str = str(_setting("ZULIP_VERSION", "10.0", "KEYHOUSE_ZULIP_VERSION"))
-ZULIP_MERGE_BASE: str = str(_setting("ZULIP_MERGE_BASE", ZULIP_VERSION, "KEYHOUSE_ZULIP_MERGE_BASE"))
+ZULIP_MERGE_BASE: str = str(
+    _setting("ZULIP_MERGE_BASE", ZULIP_VERSION, "KEYHOUSE_ZULIP_MERGE_BASE")
+)
 ZULIP_FEATURE_LEVEL: int = int(
     _setting("ZULIP_FEATURE_LEVEL", 371, "KEYHOUSE_ZULIP_FEATURE_LEVEL", int)
 )
@@ -106,9 +108,7 @@ ARGON2_TIME_COST: int = int(_setting("ARGON2_TIME_COST", 2, "KEYHOUSE_ARGON2_TIM
 ARGON2_MEMORY_COST: int = int(
     _setting("ARGON2_MEMORY_COST", 19456, "KEYHOUSE_ARGON2_MEMORY_COST", int)
 )
-ARGON2_PARALLELISM: int = int(
-    _setting("ARGON2_PARALLELISM", 1, "KEYHOUSE_ARGON2_PARALLELISM", int)
-)
+ARGON2_PARALLELISM: int = int(_setting("ARGON2_PARALLELISM", 1, "KEYHOUSE_ARGON2_PARALLELISM", int))
 PASSWORD_HASHERS = [
     "keyhouse.users.hashers.KeyhouseArgon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",

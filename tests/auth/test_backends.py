@@ -8,6 +8,7 @@ from unittest import mock
 
 import pytest
 from django.contrib.auth.hashers import make_password
+from pytest_django.fixtures import Settings
 
 from keyhouse.auth.backends import EmailAuthBackend
 from keyhouse.realms.models import Realm
@@ -74,7 +75,7 @@ def test_realm_methods(realm: Realm, user: User) -> None:
     assert auth(realm, "hamlet@example.com", PASSWORD) == (None, {"password_auth_disabled": True})
 
 
-def test_email_disabled_but_ldap_on(settings: pytest.FixtureRequest, realm: Realm, user: User) -> None:
+def test_email_disabled_but_ldap_on(settings: Settings, realm: Realm, user: User) -> None:
     settings.AUTH_LDAP_SERVER_URI = "ldap://127.0.0.1:1"
     realm.authentication_methods = ["ldap"]
     realm.save()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pytest_django.fixtures import Settings
 
 from keyhouse.realms import methods
 from keyhouse.realms.models import Realm
@@ -20,7 +21,7 @@ def test_email_only_realm() -> None:
     assert methods.require_email_format_usernames(realm)
 
 
-def test_realm_method_needs_server_backend(settings: pytest.FixtureRequest) -> None:
+def test_realm_method_needs_server_backend(settings: Settings) -> None:
     settings.AUTH_LDAP_SERVER_URI = ""
     settings.DEV_MODE = False
     realm = make_realm(["ldap", "dev"])
@@ -31,7 +32,7 @@ def test_realm_method_needs_server_backend(settings: pytest.FixtureRequest) -> N
     assert methods.dev_auth_enabled(realm)
 
 
-def test_ldap_with_username_mapping_relaxes_email_format(settings: pytest.FixtureRequest) -> None:
+def test_ldap_with_username_mapping_relaxes_email_format(settings: Settings) -> None:
     settings.AUTH_LDAP_SERVER_URI = "ldap://127.0.0.1:1"
     settings.LDAP_APPEND_DOMAIN = "example.com"
     realm = make_realm(["ldap"])
@@ -45,8 +46,18 @@ def test_ldap_with_username_mapping_relaxes_email_format(settings: pytest.Fixtur
 def test_no_realm_means_every_configured_backend() -> None:
     d = methods.authentication_methods_dict(None)
     assert list(d) == [
-        "password", "dev", "email", "ldap", "remoteuser", "github", "azuread",
-        "gitlab", "google", "apple", "saml", "openid connect",
+        "password",
+        "dev",
+        "email",
+        "ldap",
+        "remoteuser",
+        "github",
+        "azuread",
+        "gitlab",
+        "google",
+        "apple",
+        "saml",
+        "openid connect",
     ]
     assert d["password"] is True and d["email"] is True and d["github"] is False
 

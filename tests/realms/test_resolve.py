@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from pytest_django.fixtures import Settings
 
 from keyhouse.realms.resolve import subdomain_for_host
 
 
-def test_no_external_host_means_root_realm_everywhere(settings: pytest.FixtureRequest) -> None:
+def test_no_external_host_means_root_realm_everywhere(settings: Settings) -> None:
     settings.EXTERNAL_HOST = ""
     assert subdomain_for_host("forum.avianforum.ca") == ""
     assert subdomain_for_host("127.0.0.1:9991") == ""
@@ -27,6 +28,6 @@ def test_no_external_host_means_root_realm_everywhere(settings: pytest.FixtureRe
         ("notavianforum.ca", ""),
     ],
 )
-def test_subdomain_from_host(settings: pytest.FixtureRequest, host: str, subdomain: str) -> None:
+def test_subdomain_from_host(settings: Settings, host: str, subdomain: str) -> None:
     settings.EXTERNAL_HOST = "avianforum.ca"
     assert subdomain_for_host(host) == subdomain

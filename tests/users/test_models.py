@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.hashers import Argon2PasswordHasher, make_password
 from django.db import IntegrityError, transaction
+from pytest_django.fixtures import Settings
 
 from keyhouse.realms.models import Realm
 from keyhouse.users.actions import (
@@ -54,7 +55,7 @@ def test_weak_password_refused_on_create_and_change(realm: Realm, user: User) ->
     assert user.check_password(PASSWORD)
 
 
-def test_passwords_hash_with_configured_argon2id(settings: pytest.FixtureRequest, user: User) -> None:
+def test_passwords_hash_with_configured_argon2id(settings: Settings, user: User) -> None:
     assert user.password.startswith("argon2$argon2id$v=19$m=8,t=1,p=1$")
     settings.ARGON2_MEMORY_COST = 16
     settings.ARGON2_TIME_COST = 2
@@ -68,8 +69,12 @@ def test_production_defaults_meet_owasp(monkeypatch: pytest.MonkeyPatch) -> None
 
     import keyhouse.settings as shipped
 
-    for name in ("KEYHOUSE_CONFIG", "KEYHOUSE_ARGON2_MEMORY_COST", "KEYHOUSE_ARGON2_TIME_COST",
-                 "KEYHOUSE_ARGON2_PARALLELISM"):
+    for name in (
+        "KEYHOUSE_CONFIG",
+        "KEYHOUSE_ARGON2_MEMORY_COST",
+        "KEYHOUSE_ARGON2_TIME_COST",
+        "KEYHOUSE_ARGON2_PARALLELISM",
+    ):
         monkeypatch.delenv(name, raising=False)
     importlib.reload(shipped)
     assert shipped.ARGON2_MEMORY_COST >= 19456

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
+from pytest_django.fixtures import Settings
 
 from keyhouse.users.password_policy import check_password_strength
 
 
-def test_defaults_are_zulips(settings: pytest.FixtureRequest) -> None:
+def test_defaults_are_zulips(settings: Settings) -> None:
     assert settings.PASSWORD_MIN_LENGTH == 6
     assert settings.PASSWORD_MIN_GUESSES == 10000
 
 
-def test_zulip_examples(settings: pytest.FixtureRequest) -> None:
+def test_zulip_examples(settings: Settings) -> None:
     settings.PASSWORD_MIN_LENGTH = 6
     settings.PASSWORD_MIN_GUESSES = 1000
     assert not check_password_strength("short")
@@ -20,7 +20,7 @@ def test_zulip_examples(settings: pytest.FixtureRequest) -> None:
     assert check_password_strength("f657gdGGk9")
 
 
-def test_empty_password_always_rejected(settings: pytest.FixtureRequest) -> None:
+def test_empty_password_always_rejected(settings: Settings) -> None:
     settings.PASSWORD_MIN_LENGTH = 0
     settings.PASSWORD_MIN_GUESSES = 0
     assert not check_password_strength("")

@@ -151,6 +151,11 @@ class NotFoundError(JsonableError):
     default_msg = "Not Found"
 
 
+class AccessDeniedError(JsonableError):
+    http_status_code = 403
+    default_msg = "Access denied"
+
+
 class PayloadTooLargeError(JsonableError):
     http_status_code = 413
     default_msg = "Request body too large"

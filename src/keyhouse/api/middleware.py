@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.http import Http404, HttpRequest, HttpResponse
 
 from keyhouse.api.errors import (
+    AccessDeniedError,
     InternalServerError,
     JsonableError,
     NotFoundError,
@@ -46,6 +47,10 @@ class ZulipJsonErrorMiddleware:
             return json_error(exc)
         if not wants_json_errors(request):
             return None
+        if isinstance(exc, Http404):
+            return json_error(NotFoundError())
+        if isinstance(exc, PermissionDenied):
+            return json_error(AccessDeniedError())
         if isinstance(exc, RequestDataTooBig):
             return json_error(PayloadTooLargeError())
         if isinstance(exc, SuspiciousOperation):

@@ -17,7 +17,10 @@ def authenticate_password(
     """Walk the configured backends in order; return the user (or None) and the flags."""
     return_data: dict[str, Any] = {}
     user = django_authenticate(
-        request=request, username=username, password=password, realm=realm,
+        request=request,
+        username=username,
+        password=password,
+        realm=realm,
         return_data=return_data,
     )
     return user, return_data

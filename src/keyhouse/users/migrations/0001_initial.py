@@ -3,8 +3,9 @@
 import django.db.models.deletion
 import django.db.models.functions.text
 import django.utils.timezone
-import keyhouse.users.api_keys
 from django.db import migrations, models
+
+import keyhouse.users.api_keys
 
 
 class Migration(migrations.Migration):
