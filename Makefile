@@ -8,14 +8,14 @@ PORT ?= 9991
 # The clients' venv (zulip-term 0.7.0 wants Python < 3.11; see tests/e2e/README.md).
 CLIENTS_VENV := .venv-clients
 
-.PHONY: serve test bench lint clients clean
+.PHONY: serve test bench lint clients services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,redis]'
 	touch $@
 
 serve: $(VENV)/.installed
@@ -28,7 +28,10 @@ $(CLIENTS_VENV)/.installed: tests/e2e/clients-requirements.txt
 	bash tests/e2e/make_clients_venv.sh $(CLIENTS_VENV)
 	touch $@
 
-test: $(VENV)/.installed $(CLIENTS_VENV)/.installed
+services:
+	bash ci/ensure-services.sh
+
+test: $(VENV)/.installed $(CLIENTS_VENV)/.installed services
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,30 @@ def user(realm: Realm) -> User:
 def basic_auth(email: str, api_key: str) -> dict[str, str]:
     token = base64.b64encode(f"{email}:{api_key}".encode()).decode()
     return {"HTTP_AUTHORIZATION": f"Basic {token}"}
+
+
+REDIS_TEST_URL = os.environ.get("KEYHOUSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def redis_or_fail(url: str = REDIS_TEST_URL) -> str:
+    """The test Redis must answer: `make test` starts one (ci/ensure-services.sh)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.exceptions.ConnectionError as exc:
+        pytest.fail(f"Redis at {url} does not answer ({exc}); run `make services`")
+    return url
+
+
+@pytest.fixture(params=["database", "redis"])
+def ratelimit_store(request: pytest.FixtureRequest, settings: Settings, db: None) -> str:
+    """Run a test once per rate-limit store: one semantics, two stores."""
+    if request.param == "redis":
+        import redis
+
+        settings.REDIS_URL = redis_or_fail()
+        redis.Redis.from_url(settings.REDIS_URL).flushdb()  # db 15 is the tests' own
+    else:
+        settings.REDIS_URL = ""
+    return request.param

@@ -99,6 +99,47 @@ AUTH_LDAP_SERVER_URI: str = _setting("AUTH_LDAP_SERVER_URI", "")
 LDAP_APPEND_DOMAIN: str | None = _setting("LDAP_APPEND_DOMAIN", None)
 LDAP_EMAIL_ATTR: str | None = _setting("LDAP_EMAIL_ATTR", None)
 
+# --- Abuse resistance (docs/security.md) -------------------------------------
+RATE_LIMITING: bool = _setting("RATE_LIMITING", True, "KEYHOUSE_RATE_LIMITING", _env_bool)
+RATE_LIMITING_AUTHENTICATE: bool = _setting(
+    "RATE_LIMITING_AUTHENTICATE", True, "KEYHOUSE_RATE_LIMITING_AUTHENTICATE", _env_bool
+)
+# Rule lists of (window seconds, max attempts), merged over the defaults as Zulip does.
+DEFAULT_RATE_LIMITING_RULES: dict[str, list[tuple[int, int]]] = {
+    "authenticate_by_username": [(1800, 5)],
+    "authenticate_by_ip": [(60, 60), (3600, 600)],
+    "api_by_user": [(60, 200)],
+}
+RATE_LIMITING_RULES: dict[str, list[tuple[int, int]]] = {
+    **DEFAULT_RATE_LIMITING_RULES,
+    **{k: [tuple(r) for r in v] for k, v in _setting("RATE_LIMITING_RULES", {}).items()},
+}
+# Peers whose X-Forwarded-For is believed (CIDRs). Empty: REMOTE_ADDR is the client.
+TRUSTED_PROXIES: list[str] = _setting(
+    "TRUSTED_PROXIES",
+    [p for p in os.environ.get("KEYHOUSE_TRUSTED_PROXIES", "").split(",") if p.strip()],
+)
+# Addresses never limited per IP: loopback means "a proxy on this host", whose
+# clients must not share one budget. Set [] to limit loopback too.
+RATE_LIMIT_IP_EXEMPT: list[str] = _setting("RATE_LIMIT_IP_EXEMPT", ["127.0.0.0/8", "::1"])
+REDIS_URL: str = _setting("REDIS_URL", "", "KEYHOUSE_REDIS_URL")
+# Answer "deactivated" and "account in another realm" like a wrong password
+# (no user enumeration, OWASP ASVS 6.3.8). Off by default: Zulip reveals both.
+HIDE_ACCOUNT_STATE: bool = _setting(
+    "HIDE_ACCOUNT_STATE", False, "KEYHOUSE_HIDE_ACCOUNT_STATE", _env_bool
+)
+# The bounded hashing pool (auth/hashing_gate.py), per process. `keyhouse serve`
+# sets the slots so that all workers together use every core once.
+HASHING_SLOTS: int = int(_setting("HASHING_SLOTS", 0, "KEYHOUSE_HASHING_SLOTS", int))  # 0: cores
+HASHING_MAX_WAIT: float = float(
+    _setting("HASHING_MAX_WAIT", 0.5, "KEYHOUSE_HASHING_MAX_WAIT", float)
+)
+HASHING_MAX_WAITERS: int = int(
+    _setting("HASHING_MAX_WAITERS", 8, "KEYHOUSE_HASHING_MAX_WAITERS", int)
+)
+# Threads per gunicorn worker; keep well above HASHING_MAX_WAITERS.
+SERVER_THREADS: int = int(_setting("SERVER_THREADS", 16, "KEYHOUSE_SERVER_THREADS", int))
+
 AUTH_USER_MODEL = "users.User"
 AUTHENTICATION_BACKENDS = ["keyhouse.auth.backends.EmailAuthBackend"]
 
@@ -131,6 +172,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "keyhouse.api.middleware.ZulipJsonErrorMiddleware",
+    "keyhouse.api.input_validation.InputValidationMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -194,3 +236,16 @@ LOGGING = {
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+
+# --- Audit trail (docs/operations.md) -----------------------------------------
+# Login attempts older than this are pruned; 0 keeps them forever.
+AUDIT_RETENTION_DAYS: int = int(
+    _setting("AUDIT_RETENTION_DAYS", 90, "KEYHOUSE_AUDIT_RETENTION_DAYS", int)
+)
+# On average one recorded attempt in this many also prunes; 0 leaves pruning to
+# `keyhouse audit prune` (e.g. from cron).
+AUDIT_PRUNE_EVERY: int = int(_setting("AUDIT_PRUNE_EVERY", 1000, "KEYHOUSE_AUDIT_PRUNE_EVERY", int))
+
+# --- Input limits (docs/compatibility.md, "Input limits") --------------------
+# Longest value of a parameter a view reads (username, password); longer is a 400.
+MAX_PARAM_CHARS: int = int(_setting("MAX_PARAM_CHARS", 4096, "KEYHOUSE_MAX_PARAM_CHARS", int))

@@ -1,8 +1,18 @@
-"""WSGI entry point for gunicorn."""
+"""WSGI entry point for gunicorn.
+
+Django's own ``get_wsgi_application()`` with one change: the request class is
+``KeyhouseWSGIRequest``, whose construction no Content-Type header can make fail
+(see keyhouse/api/input_validation.py).
+"""
 
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "keyhouse.settings")
-application = get_wsgi_application()
+django.setup(set_prefix=False)
+
+# Imported once the apps are loaded: the API modules import models.
+from keyhouse.api.input_validation import KeyhouseWSGIHandler  # noqa: E402
+
+application = KeyhouseWSGIHandler()

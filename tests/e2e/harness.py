@@ -56,20 +56,25 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def server_env(data_dir: Path) -> dict[str, str]:
-    return clean_env(
-        KEYHOUSE_DATA_DIR=str(data_dir),
-        KEYHOUSE_ARGON2_MEMORY_COST="1024",  # hashing is not under test here
-        KEYHOUSE_ARGON2_TIME_COST="1",
-    )
+def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """Cheap hashing unless a test says otherwise (``extra`` overrides)."""
+    env = {
+        "KEYHOUSE_DATA_DIR": str(data_dir),
+        "KEYHOUSE_ARGON2_MEMORY_COST": "1024",
+        "KEYHOUSE_ARGON2_TIME_COST": "1",
+    }
+    env.update(extra)
+    return clean_env(**env)
 
 
-def keyhouse_cli(data_dir: Path, *args: str, stdin: str = "") -> str:
+def keyhouse_cli(
+    data_dir: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> str:
     """Run ``keyhouse ARGS`` against ``data_dir``; fail the test with its output if it fails."""
     result = subprocess.run(
         [str(KEYHOUSE), *args],
         input=stdin,
-        env=server_env(data_dir),
+        env=server_env(data_dir, **(env or {})),
         capture_output=True,
         text=True,
         timeout=120,
@@ -140,11 +145,17 @@ def _serving(proc: subprocess.Popen[bytes], base_url: str, realm_name: str) -> b
     pytest.fail(f"keyhouse serve did not answer within {STARTUP_TIMEOUT:.0f}s (log: {ARTIFACTS})")
 
 
-def start_server(data_dir: Path, realm_name: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    data_dir: Path,
+    realm_name: str,
+    log: Path,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+) -> tuple[subprocess.Popen[bytes], str]:
     """``keyhouse serve --workers 2`` on a free loopback port, in its own process group."""
     for _attempt in range(3):  # the free port may be taken before gunicorn binds it
-        port = free_port()
-        base_url = f"http://127.0.0.1:{port}"
+        chosen = port or free_port()
+        base_url = f"http://127.0.0.1:{chosen}"
         with log.open("ab") as log_fh:
             proc = subprocess.Popen(
                 [
@@ -153,14 +164,14 @@ def start_server(data_dir: Path, realm_name: str, log: Path) -> tuple[subprocess
                     "--host",
                     "127.0.0.1",
                     "--port",
-                    str(port),
+                    str(chosen),
                     "--workers",
                     "2",
                 ],  # fmt: skip
                 stdin=subprocess.DEVNULL,
                 stdout=log_fh,
                 stderr=subprocess.STDOUT,
-                env=server_env(data_dir),
+                env=server_env(data_dir, **(env or {})),
                 start_new_session=True,  # its own process group, so stop() gets the workers
             )
         if _serving(proc, base_url, realm_name):

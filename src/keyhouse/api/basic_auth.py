@@ -15,9 +15,11 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from keyhouse.api.errors import JsonableError, UnauthorizedError
+from keyhouse.auth.ratelimit import hit
 from keyhouse.realms.resolve import get_subdomain
 from keyhouse.users.api_keys import has_api_key_format
 from keyhouse.users.models import User
@@ -44,8 +46,12 @@ def user_for_api_key(email: str, api_key: str) -> User | None:
     """The user with this email (any realm) whose key equals ``api_key``.
 
     Looked up by email, then the key compared in constant time, so response
-    timing says nothing about which keys exist.
+    timing says nothing about which keys exist. An email with NUL, which no user
+    can have, is not looked up: PostgreSQL refuses NUL in a query with an error
+    (a 500), and Zulip, which looks up by key, never queries the email at all.
     """
+    if "\x00" in email:
+        return None
     match = None
     for candidate in User.objects.with_email(email):
         if hmac.compare_digest(candidate.api_key.encode(), api_key.encode()):
@@ -84,6 +90,8 @@ def api_key_required(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         email, api_key = get_basic_credentials(request)
         user = validate_api_key(request, email, api_key)
+        if settings.RATE_LIMITING:
+            hit(request, "api_by_user", str(user.id))
         request.user = user
         return view(request, user, *args, **kwargs)
 

@@ -127,6 +127,24 @@ class RateLimitedError(JsonableError):
         return {"Retry-After": str(self.secs_to_freedom)}
 
 
+class ServerOverloadedError(JsonableError):
+    """The hashing pool is saturated: come back shortly. Not a Zulip error (503)."""
+
+    http_status_code = 503
+    code = "SERVER_OVERLOADED"
+    default_msg = "The server is busy; try again in a moment"
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__()
+
+    def trailing_fields(self) -> dict[str, Any]:
+        return {"retry-after": self.retry_after}
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, round(self.retry_after)))}
+
+
 class MethodNotAllowedError(JsonableError):
     """Zulip's ``json_method_not_allowed``: 405 with no ``code``."""
 
@@ -159,6 +177,46 @@ class AccessDeniedError(JsonableError):
 class PayloadTooLargeError(JsonableError):
     http_status_code = 413
     default_msg = "Request body too large"
+
+
+# --- Malformed input (docs/compatibility.md, "Input limits") -----------------------
+
+
+class InvalidUTF8Error(JsonableError):
+    """Bytes Django would silently turn into U+FFFD (or Latin-1): a different password."""
+
+    default_msg = "Request is not valid UTF-8"
+
+
+class MalformedRequestError(JsonableError):
+    """A body or header Django cannot parse; Django itself would raise a 500 for most."""
+
+    default_msg = "Malformed request"
+
+
+class RepeatedParameterError(JsonableError):
+    """Zulip silently takes the last of repeated values; keyhouse refuses to guess."""
+
+    def __init__(self, var_name: str) -> None:
+        super().__init__(f"Parameter '{var_name}' was sent more than once")
+
+
+class ParameterTooLongError(JsonableError):
+    """Worded as Zulip's typed_endpoint does for over-long strings."""
+
+    def __init__(self, var_name: str, limit: int) -> None:
+        super().__init__(f"{var_name} is too long (limit: {limit} characters)")
+
+
+class ParameterNulError(JsonableError):
+    """NUL is never legitimate and PostgreSQL cannot store it: refuse before any query.
+
+    Worded as Zulip's stream-name check; the value itself is never echoed (it may
+    be a password).
+    """
+
+    def __init__(self, var_name: str) -> None:
+        super().__init__(f"{var_name} contains NULL (0x00) characters")
 
 
 class InternalServerError(JsonableError):

@@ -14,8 +14,13 @@ from keyhouse.api.errors import (
     JsonableError,
     NotFoundError,
     PayloadTooLargeError,
+    RateLimitedError,
+    ServerOverloadedError,
 )
 from keyhouse.api.responses import json_error
+from keyhouse.auth.hashing_gate import HashingOverloaded
+from keyhouse.auth.ratelimit import RateLimited
+from keyhouse.auth.ratelimit.limiter import rate_limit_headers
 
 logger = logging.getLogger("keyhouse.api")
 
@@ -39,12 +44,18 @@ class ZulipJsonErrorMiddleware:
             and wants_json_errors(request)
             and not response.get("Content-Type", "").startswith("application/json")
         ):
-            return json_error(self._error_for_status(response.status_code))
+            response = json_error(self._error_for_status(response.status_code))
+        for name, value in rate_limit_headers(request).items():
+            response[name] = value
         return response
 
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
         if isinstance(exc, JsonableError):
             return json_error(exc)
+        if isinstance(exc, RateLimited):
+            return json_error(RateLimitedError(exc.secs_to_freedom))
+        if isinstance(exc, HashingOverloaded):
+            return json_error(ServerOverloadedError(exc.retry_after))
         if not wants_json_errors(request):
             return None
         if isinstance(exc, Http404):

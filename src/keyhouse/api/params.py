@@ -3,6 +3,10 @@
 Every parameter a view reads is noted; on success the names the client sent but
 no code read come back sorted in ``ignored_parameters_unsupported`` (Zulip 7.0,
 feature level 167). ``client`` always counts as read (Zulip's parse_client).
+
+A value a view reads must also be unambiguous and storable: sent once, free of
+NUL, and at most ``MAX_PARAM_CHARS`` long. Parameters nobody reads are not
+checked; they only ever come back as names in ``ignored_parameters_unsupported``.
 """
 
 from __future__ import annotations
@@ -11,22 +15,44 @@ from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from keyhouse.api.errors import MethodNotAllowedError, RequestVariableMissingError
+from keyhouse.api.errors import (
+    MethodNotAllowedError,
+    ParameterNulError,
+    ParameterTooLongError,
+    RepeatedParameterError,
+    RequestVariableMissingError,
+)
 from keyhouse.api.responses import json_success
 
 _PROCESSED = "_keyhouse_processed_params"
 
 
 def get_param(request: HttpRequest, name: str) -> str:
-    """The parameter's value (POST wins over GET), or Zulip's REQUEST_VARIABLE_MISSING."""
+    """The parameter's value (POST wins over GET), or Zulip's REQUEST_VARIABLE_MISSING.
+
+    Refused with a 400 before the view can use it: a value sent twice in the same
+    place (which one did the client mean?), one over ``MAX_PARAM_CHARS`` (nothing
+    legitimate is that long, and it would be hashed or looked up), one with NUL
+    (PostgreSQL cannot store it, so a lookup or audit entry would fail with a 500).
+    """
     processed: set[str] = getattr(request, _PROCESSED)
     for source in (request.POST, request.GET):
         if name in source:
             processed.add(name)
-            return source[name]
+            values = source.getlist(name)
+            if len(values) > 1:
+                raise RepeatedParameterError(name)
+            value = values[0]
+            limit: int = settings.MAX_PARAM_CHARS
+            if len(value) > limit:
+                raise ParameterTooLongError(name, limit)
+            if "\x00" in value:
+                raise ParameterNulError(name)
+            return value
     raise RequestVariableMissingError(name)
 
 

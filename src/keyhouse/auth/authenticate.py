@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth import authenticate as django_authenticate
 from django.http import HttpRequest
 
+from keyhouse.auth.login_limits import check_login_limits, login_succeeded
 from keyhouse.realms.models import Realm
 from keyhouse.users.models import User
 
@@ -14,7 +15,12 @@ from keyhouse.users.models import User
 def authenticate_password(
     request: HttpRequest, realm: Realm, username: str, password: str
 ) -> tuple[User | None, dict[str, Any]]:
-    """Walk the configured backends in order; return the user (or None) and the flags."""
+    """Count the attempt against the limits, then walk the configured backends in order.
+
+    Returns the user (or None) and the backends' ``return_data`` flags; raises
+    RateLimited when over a limit, before any password is checked.
+    """
+    check_login_limits(request, realm, username)
     return_data: dict[str, Any] = {}
     user = django_authenticate(
         request=request,
@@ -23,4 +29,6 @@ def authenticate_password(
         realm=realm,
         return_data=return_data,
     )
+    if user is not None:
+        login_succeeded(realm, username)
     return user, return_data

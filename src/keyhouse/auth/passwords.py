@@ -2,8 +2,8 @@
 
 An attacker must not tell "no such user" (or "no usable password") from "wrong
 password" by timing, so those paths verify against a dummy hash made with the
-current parameters (as Django's ModelBackend does with set_password). The
-bounded hashing pool of the abuse-resistance work plugs in here.
+current parameters (as Django's ModelBackend does with set_password). Every
+verification runs through the bounded hashing gate.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import threading
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, is_password_usable, make_password
 
+from keyhouse.auth.hashing_gate import get_gate
 from keyhouse.users.models import User
 from keyhouse.users.password_policy import PasswordTooWeakError
 
@@ -31,7 +32,9 @@ def _dummy_hash() -> str:
 
 def burn_verification(password: str) -> None:
     """Spend one verification's worth of work and learn nothing."""
-    check_password(password, _dummy_hash())
+    dummy = _dummy_hash()
+    with get_gate().slot():
+        check_password(password, dummy)
 
 
 class PasswordNeedsReset(Exception):
@@ -49,6 +52,7 @@ def verify_user_password(user: User | None, password: str) -> bool:
         burn_verification(password)
         return False
     try:
-        return user.check_password(password)
+        with get_gate().slot():
+            return user.check_password(password)
     except PasswordTooWeakError as exc:
         raise PasswordNeedsReset from exc

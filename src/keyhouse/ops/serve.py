@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -30,13 +31,25 @@ class KeyhouseServer(BaseApplication):
         return application
 
 
+def hashing_slots_per_worker(workers: int) -> int:
+    """Enough slots that all workers together verify on every core at once."""
+    return max(1, math.ceil((os.cpu_count() or 1) / workers))
+
+
 def serve(host: str, port: int, workers: int) -> None:
+    from django.conf import settings
+
+    if not settings.HASHING_SLOTS:  # set before the fork: workers inherit it
+        settings.HASHING_SLOTS = hashing_slots_per_worker(workers)
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     KeyhouseServer(
         {
             "bind": [bind],
             "workers": workers,
-            "worker_class": "sync",
+            # Threads, so that API-key requests are served while logins wait for
+            # the hashing pool (Argon2 releases the GIL while it works).
+            "worker_class": "gthread",
+            "threads": settings.SERVER_THREADS,
             "timeout": 60,
             "graceful_timeout": 20,
             "accesslog": "-",

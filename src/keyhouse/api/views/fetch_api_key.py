@@ -11,9 +11,11 @@ from django.http import HttpRequest
 from keyhouse.api.errors import InvalidSubdomainError, JsonableError
 from keyhouse.api.failures import api_key_fetch_failure
 from keyhouse.api.params import get_param, zulip_endpoint
+from keyhouse.auth.audit import Outcome, outcome_for_exception, record_login_attempt
 from keyhouse.auth.authenticate import authenticate_password
 from keyhouse.realms.methods import ldap_auth_enabled
 from keyhouse.realms.resolve import realm_for_request
+from keyhouse.users.models import User
 
 
 def validate_login_email(username: str) -> None:
@@ -32,7 +34,20 @@ def fetch_api_key(request: HttpRequest) -> dict[str, Any]:
         raise InvalidSubdomainError()
     if not ldap_auth_enabled(realm):
         validate_login_email(username)
-    user, return_data = authenticate_password(request, realm, username, password)
+    # From here on the request is a login attempt: exactly one audit entry each.
+    def audit(outcome: str, reason: str, user: User | None = None) -> None:
+        record_login_attempt(
+            request, realm=realm, username=username, user=user, outcome=outcome, reason=reason
+        )
+
+    try:
+        user, return_data = authenticate_password(request, realm, username, password)
+    except Exception as exc:  # rate limited, hashing overloaded, or a bug: record, re-raise
+        audit(*outcome_for_exception(exc))
+        raise
     if user is None:
+        # The operator sees the true reason even when the client is told less.
+        audit(Outcome.FAILURE, api_key_fetch_failure(return_data, hide_account_state=False).code)
         raise api_key_fetch_failure(return_data)
+    audit(Outcome.SUCCESS, "", user)
     return {"api_key": user.api_key, "email": user.delivery_email, "user_id": user.id}

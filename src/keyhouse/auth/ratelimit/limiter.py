@@ -1,0 +1,76 @@
+"""Applying rules to entities, and what the caller learns (for 429s and headers)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from keyhouse.auth.ratelimit.stores import Rule, get_store
+
+_APPLIED = "_keyhouse_ratelimits_applied"
+
+
+class RateLimited(Exception):
+    """Over a limit. The API layer answers Zulip's 429 RATE_LIMIT_HIT."""
+
+    def __init__(self, secs_to_freedom: float) -> None:
+        self.secs_to_freedom = secs_to_freedom
+        super().__init__(f"rate limited for {secs_to_freedom:.1f}s")
+
+
+@dataclass(frozen=True)
+class RateLimitResult:
+    domain: str
+    limited: bool
+    secs_to_freedom: float
+    remaining: int
+    max_calls: int
+
+
+def rules_for(domain: str) -> list[Rule]:
+    """A domain's rules, sorted by window; Zulip treats an empty list as no limit."""
+    rules = sorted(settings.RATE_LIMITING_RULES.get(domain) or [(1, 9999)])
+    return [(int(w), int(n)) for w, n in rules]
+
+
+def _key(domain: str, entity: str) -> str:
+    return f"{domain}:{entity}"
+
+
+def hit(request: HttpRequest | None, domain: str, entity: str) -> RateLimitResult:
+    """Count one hit for ``entity`` under ``domain``; raise RateLimited if over."""
+    rules = rules_for(domain)
+    answer = get_store().hit(_key(domain, entity), rules)
+    result = RateLimitResult(
+        domain, answer.limited, answer.secs_to_freedom, answer.remaining, rules[-1][1]
+    )
+    if request is not None:
+        applied: list[RateLimitResult] = getattr(request, _APPLIED, [])
+        applied.append(result)
+        setattr(request, _APPLIED, applied)
+    if answer.limited:
+        raise RateLimited(answer.secs_to_freedom)
+    return result
+
+
+def clear(domain: str, entity: str) -> None:
+    get_store().clear(_key(domain, entity))
+
+
+def applied_results(request: HttpRequest) -> list[RateLimitResult]:
+    return getattr(request, _APPLIED, [])
+
+
+def rate_limit_headers(request: HttpRequest) -> dict[str, str]:
+    """Zulip's X-RateLimit-* headers for every limit this request went through."""
+    results = applied_results(request)
+    if not results or not settings.RATE_LIMITING:
+        return {}
+    return {
+        "X-RateLimit-Limit": str(min(r.max_calls for r in results)),
+        "X-RateLimit-Remaining": str(min(r.remaining for r in results)),
+        "X-RateLimit-Reset": str(int(time.time() + max(r.secs_to_freedom for r in results))),
+    }

@@ -1,0 +1,149 @@
+"""Where hit logs live: the database (default) or Redis (``KEYHOUSE_REDIS_URL``).
+
+Both stores implement one operation atomically — check every rule, and record
+the hit only if none refuses it — so the limit holds across worker processes
+and across servers sharing the store.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Protocol
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+Rule = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class StoreAnswer:
+    limited: bool
+    # Seconds until the hit would be allowed (limited), else until the oldest
+    # hit in the last rule's window expires.
+    secs_to_freedom: float
+    # Hits left in the last rule's window after this one (0 when limited).
+    remaining: int
+
+
+class RateLimitStore(Protocol):
+    def hit(self, key: str, rules: list[Rule]) -> StoreAnswer: ...
+
+    def clear(self, key: str) -> None: ...
+
+
+def decide(log: list[float], rules: list[Rule], now: float) -> tuple[bool, float]:
+    """Zulip's check on a newest-first log: is this hit refused, and for how long?"""
+    wait = 0.0
+    for window, n in rules:
+        if len(log) >= n and log[n - 1] + window > now:
+            wait = max(wait, log[n - 1] + window - now)
+    return wait > 0, wait
+
+
+def window_state(log: list[float], rules: list[Rule], now: float) -> tuple[int, float]:
+    """Hits left and seconds to reset for the last (widest) rule, as Zulip's headers use."""
+    window, n = rules[-1]
+    live = [t for t in log if t > now - window]
+    reset = (live[-1] + window - now) if live else 0.0
+    return max(0, n - len(live)), reset
+
+
+class DatabaseStore:
+    """One row per key holding its newest-first log; the row lock serializes hits."""
+
+    def hit(self, key: str, rules: list[Rule]) -> StoreAnswer:
+        from keyhouse.auth.models import RateLimitBucket
+
+        keep = max(n for _, n in rules)
+        horizon = max(w for w, _ in rules)
+        with transaction.atomic():
+            bucket = RateLimitBucket.objects.select_for_update().filter(key=key).first()
+            if bucket is None:
+                try:
+                    with transaction.atomic():
+                        bucket = RateLimitBucket.objects.create(key=key, log=[], expires_at=0)
+                except IntegrityError:  # created concurrently; now lock it
+                    bucket = RateLimitBucket.objects.select_for_update().get(key=key)
+            now = time.time()
+            log = [t for t in bucket.log if t > now - horizon]
+            limited, wait = decide(log, rules, now)
+            if not limited:
+                log = [now, *log][:keep]
+                bucket.log = log
+                bucket.expires_at = now + horizon
+                bucket.save(update_fields=["log", "expires_at"])
+        if random.random() < 0.01:  # noqa: S311 - housekeeping, not security
+            RateLimitBucket.objects.filter(expires_at__lt=now).delete()
+        if limited:
+            return StoreAnswer(True, wait, 0)
+        remaining, reset = window_state(log, rules, now)
+        return StoreAnswer(False, reset, remaining)
+
+    def clear(self, key: str) -> None:
+        from keyhouse.auth.models import RateLimitBucket
+
+        RateLimitBucket.objects.filter(key=key).delete()
+
+
+# The whole check-and-record runs inside Redis, atomically, on Redis's clock
+# (one clock for every server). The log is a list, newest first, as Zulip's.
+# Floats go back as strings: Lua numbers become integers in replies.
+_HIT_SCRIPT = """
+local key = KEYS[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local nrules = (#ARGV) / 2
+local keep, horizon, wait = 0, 0, 0
+for i = 1, nrules do
+  local window, n = tonumber(ARGV[2*i-1]), tonumber(ARGV[2*i])
+  if n > keep then keep = n end
+  if window > horizon then horizon = window end
+  local nth = redis.call('LINDEX', key, n - 1)
+  if nth and tonumber(nth) + window > now then
+    wait = math.max(wait, tonumber(nth) + window - now)
+  end
+end
+if wait > 0 then
+  return {1, tostring(wait), 0}
+end
+redis.call('LPUSH', key, string.format('%.6f', now))
+redis.call('LTRIM', key, 0, keep - 1)
+redis.call('EXPIRE', key, math.ceil(horizon))
+local lwindow, ln = tonumber(ARGV[#ARGV-1]), tonumber(ARGV[#ARGV])
+local live, oldest = 0, now
+for _, v in ipairs(redis.call('LRANGE', key, 0, -1)) do
+  local ts = tonumber(v)
+  if ts > now - lwindow then live = live + 1; oldest = ts end
+end
+return {0, tostring(oldest + lwindow - now), math.max(0, ln - live)}
+"""
+
+
+class RedisStore:
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._script = self._redis.register_script(_HIT_SCRIPT)
+        self._prefix = "keyhouse:ratelimit:"
+
+    def hit(self, key: str, rules: list[Rule]) -> StoreAnswer:
+        args = [x for rule in rules for x in rule]
+        limited, secs, remaining = self._script(keys=[self._prefix + key], args=args)
+        return StoreAnswer(bool(int(limited)), float(secs), int(remaining))
+
+    def clear(self, key: str) -> None:
+        self._redis.delete(self._prefix + key)
+
+
+@lru_cache(maxsize=4)
+def _store_for(redis_url: str) -> RateLimitStore:
+    return RedisStore(redis_url) if redis_url else DatabaseStore()
+
+
+def get_store() -> RateLimitStore:
+    return _store_for(settings.REDIS_URL)

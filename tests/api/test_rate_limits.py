@@ -1,0 +1,184 @@
+"""Rate limits over HTTP, once per store (reference §1.10, §5.4)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.test import Client
+from pytest_django.fixtures import Settings
+
+from keyhouse.realms.models import Realm
+from keyhouse.users.actions import change_password, create_user
+from keyhouse.users.models import User
+from tests.api.helpers import json_body
+from tests.conftest import PASSWORD, basic_auth
+
+URL = "/api/v1/fetch_api_key"
+SPRAYER = "203.0.113.9"
+
+
+def login(client: Client, username: str, password: str, ip: str = "127.0.0.1"):  # type: ignore[no-untyped-def]
+    return client.post(URL, {"username": username, "password": password}, REMOTE_ADDR=ip)
+
+
+def assert_rate_limited(response, max_wait: float) -> None:  # type: ignore[no-untyped-def]
+    body = json_body(response, 429)
+    assert list(body) == ["result", "msg", "code", "retry-after"]
+    assert body["msg"] == "API usage exceeded rate limit"
+    assert body["code"] == "RATE_LIMIT_HIT"
+    assert isinstance(body["retry-after"], float)
+    assert 0 < body["retry-after"] <= max_wait
+    assert float(response["Retry-After"]) == body["retry-after"]
+    assert response["X-RateLimit-Remaining"] == "0"
+
+
+def test_zulip_default_is_five_per_half_hour(settings: Settings) -> None:
+    assert settings.RATE_LIMITING_RULES["authenticate_by_username"] == [(1800, 5)]
+    assert settings.RATE_LIMITING_RULES["api_by_user"] == [(60, 200)]
+
+
+def test_sixth_attempt_refused_even_with_right_password(
+    client: Client, user: User, ratelimit_store: str
+) -> None:
+    for attempt in range(5):
+        response = login(client, "hamlet@example.com", "wrong")
+        assert json_body(response, 401)["code"] == "AUTHENTICATION_FAILED"
+        assert response["X-RateLimit-Limit"] == "5"
+        assert response["X-RateLimit-Remaining"] == str(4 - attempt)
+        assert int(response["X-RateLimit-Reset"]) >= int(time.time())
+    assert_rate_limited(login(client, "hamlet@example.com", PASSWORD), 1800)
+    # Changing case does not buy new attempts.
+    assert_rate_limited(login(client, "HAMLET@Example.com", PASSWORD), 1800)
+
+
+def test_success_clears_the_history(client: Client, user: User, ratelimit_store: str) -> None:
+    for _ in range(4):
+        login(client, "hamlet@example.com", "wrong")
+    assert json_body(login(client, "hamlet@example.com", PASSWORD), 200)["result"] == "success"
+    for _ in range(5):
+        assert login(client, "hamlet@example.com", "wrong").status_code == 401
+    assert login(client, "hamlet@example.com", "wrong").status_code == 429
+
+
+def test_password_change_clears_the_history(
+    client: Client, user: User, ratelimit_store: str
+) -> None:
+    for _ in range(6):
+        login(client, "hamlet@example.com", "wrong")
+    assert login(client, "hamlet@example.com", PASSWORD).status_code == 429
+    change_password(user, "Brand-New-Secret-8")
+    assert login(client, "hamlet@example.com", "Brand-New-Secret-8").status_code == 200
+
+
+def test_window_slides(
+    client: Client, user: User, settings: Settings, ratelimit_store: str
+) -> None:
+    """Zulip's test shape with a short rule: blocked, then free once the window passes."""
+    settings.RATE_LIMITING_RULES = {**settings.RATE_LIMITING_RULES,
+                                    "authenticate_by_username": [(1, 2)]}  # fmt: skip
+    login(client, "hamlet@example.com", "wrong")
+    login(client, "hamlet@example.com", "wrong")
+    assert_rate_limited(login(client, "hamlet@example.com", PASSWORD), 1)
+    time.sleep(1.05)
+    assert login(client, "hamlet@example.com", "wrong").status_code == 401
+    assert login(client, "hamlet@example.com", PASSWORD).status_code == 200
+
+
+def test_limit_is_per_username(
+    client: Client, realm: Realm, user: User, ratelimit_store: str
+) -> None:
+    other = create_user(realm, "ophelia@example.com", "Ophelia", password=PASSWORD)
+    for _ in range(6):
+        login(client, "hamlet@example.com", "wrong")
+    assert json_body(login(client, "ophelia@example.com", PASSWORD), 200)["user_id"] == other.id
+
+
+def test_rejected_requests_are_not_counted(
+    client: Client, user: User, ratelimit_store: str
+) -> None:
+    """A bad email or missing parameter is not a login attempt."""
+    for _ in range(10):
+        assert client.post(URL, {"username": "hamlet@example.com"}).status_code == 400
+    assert login(client, "hamlet@example.com", PASSWORD).status_code == 200
+
+
+def test_per_ip_limit_stops_password_spraying(
+    client: Client, realm: Realm, user: User, settings: Settings, ratelimit_store: str
+) -> None:
+    settings.RATE_LIMITING_RULES = {**settings.RATE_LIMITING_RULES,
+                                    "authenticate_by_ip": [(60, 3)]}  # fmt: skip
+    for i in range(3):
+        assert login(client, f"victim{i}@example.com", "Spring2026!", ip=SPRAYER).status_code == 401
+    assert_rate_limited(login(client, "hamlet@example.com", PASSWORD, ip=SPRAYER), 60)
+    # Another address is not affected; loopback is exempt by default.
+    assert login(client, "hamlet@example.com", PASSWORD, ip="198.51.100.7").status_code == 200
+    assert login(client, "victim9@example.com", "x", ip="127.0.0.1").status_code == 401
+
+
+def test_success_does_not_clear_the_ip_history(
+    client: Client, user: User, settings: Settings, ratelimit_store: str
+) -> None:
+    settings.RATE_LIMITING_RULES = {**settings.RATE_LIMITING_RULES,
+                                    "authenticate_by_ip": [(60, 3)]}  # fmt: skip
+    login(client, "victim@example.com", "x", ip=SPRAYER)
+    login(client, "hamlet@example.com", PASSWORD, ip=SPRAYER)
+    login(client, "victim@example.com", "x", ip=SPRAYER)
+    assert login(client, "victim2@example.com", "x", ip=SPRAYER).status_code == 429
+
+
+def test_forwarded_for_is_trusted_only_from_configured_proxies(
+    client: Client, user: User, settings: Settings, ratelimit_store: str
+) -> None:
+    settings.RATE_LIMITING_RULES = {**settings.RATE_LIMITING_RULES,
+                                    "authenticate_by_ip": [(60, 2)]}  # fmt: skip
+    settings.RATE_LIMIT_IP_EXEMPT = []
+    # Untrusted peer: its forged header is ignored, so rotating it does not help.
+    for n in range(2):
+        client.post(URL, {"username": f"v{n}@example.com", "password": "x"},
+                    REMOTE_ADDR=SPRAYER, HTTP_X_FORWARDED_FOR=f"192.0.2.{n}")  # fmt: skip
+    response = client.post(URL, {"username": "v9@example.com", "password": "x"},
+                           REMOTE_ADDR=SPRAYER, HTTP_X_FORWARDED_FOR="192.0.2.99")  # fmt: skip
+    assert response.status_code == 429
+    # Behind a trusted proxy, each client has its own budget.
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    for client_addr in ("192.0.2.10", "192.0.2.11", "192.0.2.12"):
+        response = client.post(URL, {"username": "hamlet@example.com", "password": PASSWORD},
+                               REMOTE_ADDR="10.1.2.3",
+                               HTTP_X_FORWARDED_FOR=f"{client_addr}, 10.9.9.9")  # fmt: skip
+        assert response.status_code == 200, client_addr
+
+
+def test_limits_can_be_switched_off(client: Client, user: User, settings: Settings) -> None:
+    settings.RATE_LIMITING_AUTHENTICATE = False
+    for _ in range(8):
+        assert login(client, "hamlet@example.com", "wrong").status_code == 401
+    response = login(client, "hamlet@example.com", PASSWORD)
+    assert response.status_code == 200 and "X-RateLimit-Limit" not in response
+
+
+def test_api_by_user_limit(
+    client: Client, user: User, settings: Settings, ratelimit_store: str
+) -> None:
+    settings.RATE_LIMITING_RULES = {**settings.RATE_LIMITING_RULES, "api_by_user": [(60, 3)]}
+    auth = basic_auth(user.delivery_email, user.api_key)
+    for remaining in (2, 1, 0):
+        response = client.get("/api/v1/users/me", **auth)
+        assert response.status_code == 200
+        assert response["X-RateLimit-Limit"] == "3"
+        assert response["X-RateLimit-Remaining"] == str(remaining)
+    assert_rate_limited(client.get("/api/v1/users/me", **auth), 60)
+    # Failed credentials are not charged to the user.
+    bad = basic_auth(user.delivery_email, "x" * 32)
+    assert client.get("/api/v1/users/me", **bad).status_code == 401
+
+
+@pytest.mark.parametrize("rules", [[], None])
+def test_empty_rule_list_means_no_limit(
+    client: Client, user: User, settings: Settings, rules: list | None
+) -> None:
+    """Zulip's get_rules: an empty list behaves as (1 s, 9999)."""
+    settings.RATE_LIMITING_RULES = {**settings.RATE_LIMITING_RULES,
+                                    "authenticate_by_username": rules}  # fmt: skip
+    for _ in range(8):
+        assert login(client, "hamlet@example.com", "wrong").status_code == 401
