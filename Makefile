@@ -18,6 +18,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev,redis]'
 	touch $@
 
+# python-ldap has no wheels: the system headers come first (ensure-services installs
+# them), so only `make test` needs them and `make serve` does not.
+$(VENV)/.installed-ldap: $(VENV)/.installed
+	bash ci/ensure-services.sh
+	$(BIN)/pip install --quiet -e '.[dev,redis,ldap]'
+	touch $@
+
 serve: $(VENV)/.installed
 	$(BIN)/keyhouse demo --host $(HOST) --port $(PORT)
 	exec $(BIN)/keyhouse serve --host $(HOST) --port $(PORT)
@@ -31,7 +38,7 @@ $(CLIENTS_VENV)/.installed: tests/e2e/clients-requirements.txt
 services:
 	bash ci/ensure-services.sh
 
-test: $(VENV)/.installed $(CLIENTS_VENV)/.installed services
+test: $(VENV)/.installed-ldap $(CLIENTS_VENV)/.installed services
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed

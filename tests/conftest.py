@@ -13,6 +13,8 @@ from keyhouse.realms.models import Realm
 from keyhouse.users.actions import create_user
 from keyhouse.users.models import User
 
+pytest_plugins = ["tests.ldap_fixtures"]
+
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
 PASSWORD = "Correct-Horse-77"
 

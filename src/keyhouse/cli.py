@@ -323,6 +323,59 @@ def cmd_audit_prune(args: argparse.Namespace) -> None:
     print(f"pruned {prune_login_attempts()} login attempts older than {days} days")
 
 
+# --- ldap -------------------------------------------------------------------
+
+
+def _ldap_realms(subdomain: str | None) -> list[Any]:
+    from django.conf import settings
+
+    from keyhouse.realms.methods import ldap_auth_enabled
+    from keyhouse.realms.models import Realm
+
+    if not settings.AUTH_LDAP_SERVER_URI:
+        raise CliError("LDAP is not configured (set AUTH_LDAP_SERVER_URI in the config file)")
+    realms = [_realm(subdomain)] if subdomain is not None else list(Realm.objects.all())
+    chosen = [r for r in realms if ldap_auth_enabled(r)]
+    if not chosen:
+        raise CliError("no realm with the ldap authentication method enabled")
+    return chosen
+
+
+def cmd_ldap_sync(args: argparse.Namespace) -> None:
+    from keyhouse.auth.exceptions import DirectoryUnavailable
+    from keyhouse.auth.ldap_sync import sync
+
+    try:
+        report = sync(_ldap_realms(args.realm))
+    except DirectoryUnavailable as exc:
+        raise CliError(f"LDAP directory unavailable ({exc}); nothing was changed") from None
+    for label, emails in (
+        ("renamed", report.renamed),
+        ("deactivated", report.deactivated),
+        ("reactivated", report.reactivated),
+        ("not found in LDAP", report.missing),
+        ("error", report.errors),
+    ):
+        for email in emails:
+            print(f"{label}: {email}")
+    print(
+        f"{len(report.renamed)} renamed, {len(report.deactivated)} deactivated, "
+        f"{len(report.reactivated)} reactivated, {len(report.missing)} not found, "
+        f"{report.unchanged} unchanged"
+    )
+
+
+def cmd_ldap_test(args: argparse.Namespace) -> None:
+    from keyhouse.auth.exceptions import DirectoryUnavailable
+    from keyhouse.auth.ldap_sync import describe
+
+    realm = _ldap_realms(args.realm)[0]
+    try:
+        print(json.dumps(describe(realm, args.username), indent=2, default=str))
+    except DirectoryUnavailable as exc:
+        raise CliError(f"LDAP directory unavailable ({exc})") from None
+
+
 # --- parser -----------------------------------------------------------------
 
 
@@ -404,6 +457,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_audit_list)
     p = audit.add_parser("prune", help="delete attempts older than AUDIT_RETENTION_DAYS")
     p.set_defaults(func=cmd_audit_prune)
+    ldap_cmd = sub.add_parser("ldap", help="LDAP directory tools").add_subparsers(
+        dest="ldap_command", required=True
+    )
+    p = ldap_cmd.add_parser("sync", help="sync names and active status from the directory")
+    p.add_argument("--realm", default=None, help="only this realm's subdomain")
+    p.set_defaults(func=cmd_ldap_sync)
+    p = ldap_cmd.add_parser("test", help="show how a username maps (no password involved)")
+    p.add_argument("username")
+    p.add_argument("--realm", default="", help='realm subdomain (default: "" the root realm)')
+    p.set_defaults(func=cmd_ldap_test)
     return parser
 
 

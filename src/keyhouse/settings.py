@@ -95,9 +95,41 @@ ZULIP_FEATURE_LEVEL: int = int(
 
 # --- Authentication ---------------------------------------------------------
 DEV_MODE: bool = _setting("DEV_MODE", False, "KEYHOUSE_DEV_MODE", _env_bool)
-AUTH_LDAP_SERVER_URI: str = _setting("AUTH_LDAP_SERVER_URI", "")
+
+# --- LDAP (docs/ldap.md): Zulip's setting names, from the config file ---------
+AUTH_LDAP_SERVER_URI: str = _setting("AUTH_LDAP_SERVER_URI", "", "KEYHOUSE_LDAP_SERVER_URI")
+AUTH_LDAP_BIND_DN: str = _setting("AUTH_LDAP_BIND_DN", "")
+AUTH_LDAP_BIND_PASSWORD: str = _setting("AUTH_LDAP_BIND_PASSWORD", "")
+AUTH_LDAP_USERNAME_ATTR: str | None = _setting("AUTH_LDAP_USERNAME_ATTR", None)
+AUTH_LDAP_USER_ATTR_MAP: dict[str, str] = _setting("AUTH_LDAP_USER_ATTR_MAP", {"full_name": "cn"})
+AUTH_LDAP_START_TLS: bool = _setting("AUTH_LDAP_START_TLS", False)
+AUTH_LDAP_ALWAYS_UPDATE_USER = False  # Zulip's: logins never re-sync; `keyhouse ldap sync` does
+AUTH_LDAP_CACHE_TIMEOUT = 0
 LDAP_APPEND_DOMAIN: str | None = _setting("LDAP_APPEND_DOMAIN", None)
 LDAP_EMAIL_ATTR: str | None = _setting("LDAP_EMAIL_ATTR", None)
+LDAP_DEACTIVATE_NON_MATCHING_USERS: bool | None = _setting(
+    "LDAP_DEACTIVATE_NON_MATCHING_USERS", None
+)
+# Seconds to wait for the directory: to connect, and for each operation.
+LDAP_CONNECT_TIMEOUT: float = float(_setting("LDAP_CONNECT_TIMEOUT", 3))
+LDAP_OPERATION_TIMEOUT: float = float(_setting("LDAP_OPERATION_TIMEOUT", 5))
+LDAP_CA_CERT_FILE: str | None = _setting("LDAP_CA_CERT_FILE", None)
+# Which backends run, in this order, when a realm enables both.
+AUTHENTICATION_BACKEND_ORDER: list[str] = _setting(
+    "AUTHENTICATION_BACKEND_ORDER", ["email", "ldap"]
+)
+if AUTH_LDAP_SERVER_URI:
+    from keyhouse.ldap_settings import ldap_settings
+
+    globals().update(
+        ldap_settings(
+            user_search=_setting("AUTH_LDAP_USER_SEARCH", None),
+            reverse_email_search=_setting("AUTH_LDAP_REVERSE_EMAIL_SEARCH", None),
+            connect_timeout=LDAP_CONNECT_TIMEOUT,
+            operation_timeout=LDAP_OPERATION_TIMEOUT,
+            ca_cert_file=LDAP_CA_CERT_FILE,
+        )
+    )
 
 # --- Abuse resistance (docs/security.md) -------------------------------------
 RATE_LIMITING: bool = _setting("RATE_LIMITING", True, "KEYHOUSE_RATE_LIMITING", _env_bool)
@@ -141,7 +173,15 @@ HASHING_MAX_WAITERS: int = int(
 SERVER_THREADS: int = int(_setting("SERVER_THREADS", 16, "KEYHOUSE_SERVER_THREADS", int))
 
 AUTH_USER_MODEL = "users.User"
-AUTHENTICATION_BACKENDS = ["keyhouse.auth.backends.EmailAuthBackend"]
+_BACKEND_CLASSES = {
+    "email": "keyhouse.auth.backends.EmailAuthBackend",
+    "ldap": "keyhouse.auth.ldap_backend.ZulipLDAPAuthBackend",
+}
+AUTHENTICATION_BACKENDS = [
+    _BACKEND_CLASSES[name]
+    for name in AUTHENTICATION_BACKEND_ORDER
+    if name in _BACKEND_CLASSES and (name != "ldap" or AUTH_LDAP_SERVER_URI)
+]
 
 # Argon2id parameters (docs/passwords.md). Defaults are OWASP's recommendation
 # m=19 MiB, t=2, p=1; read at hashing time so they can be tuned without code.

@@ -145,6 +145,17 @@ class ServerOverloadedError(JsonableError):
         return {"Retry-After": str(max(1, round(self.retry_after)))}
 
 
+class DirectoryUnavailableError(JsonableError):
+    """The LDAP server does not answer (docs/compatibility.md). Not a Zulip error."""
+
+    http_status_code = 503
+    code = "LDAP_UNAVAILABLE"
+    default_msg = "The login directory is not reachable right now; try again in a few minutes"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "30"}
+
+
 class MethodNotAllowedError(JsonableError):
     """Zulip's ``json_method_not_allowed``: 405 with no ``code``."""
 

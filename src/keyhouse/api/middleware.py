@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 
 from keyhouse.api.errors import (
     AccessDeniedError,
+    DirectoryUnavailableError,
     InternalServerError,
     JsonableError,
     NotFoundError,
@@ -18,6 +19,7 @@ from keyhouse.api.errors import (
     ServerOverloadedError,
 )
 from keyhouse.api.responses import json_error
+from keyhouse.auth.exceptions import DirectoryUnavailable
 from keyhouse.auth.hashing_gate import HashingOverloaded
 from keyhouse.auth.ratelimit import RateLimited
 from keyhouse.auth.ratelimit.limiter import rate_limit_headers
@@ -56,6 +58,8 @@ class ZulipJsonErrorMiddleware:
             return json_error(RateLimitedError(exc.secs_to_freedom))
         if isinstance(exc, HashingOverloaded):
             return json_error(ServerOverloadedError(exc.retry_after))
+        if isinstance(exc, DirectoryUnavailable):
+            return json_error(DirectoryUnavailableError())
         if not wants_json_errors(request):
             return None
         if isinstance(exc, Http404):

@@ -18,6 +18,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from keyhouse.auth.client_ip import client_ip
+from keyhouse.auth.exceptions import DirectoryUnavailable
 from keyhouse.auth.hashing_gate import HashingOverloaded
 from keyhouse.auth.models import USER_AGENT_MAX, USERNAME_MAX, LoginAttempt
 from keyhouse.auth.ratelimit import RateLimited
@@ -33,13 +34,14 @@ Outcome = LoginAttempt.Outcome
 OPPORTUNISTIC_PRUNE_LIMIT = 10_000
 
 
-
 def outcome_for_exception(exc: BaseException) -> tuple[str, str]:
     """(outcome, reason) of an attempt that authentication aborted with ``exc``."""
     if isinstance(exc, RateLimited):
         return Outcome.RATE_LIMITED, "RATE_LIMIT_HIT"
     if isinstance(exc, HashingOverloaded):
         return Outcome.OVERLOADED, "SERVER_OVERLOADED"
+    if isinstance(exc, DirectoryUnavailable):
+        return Outcome.FAILURE, "LDAP_UNAVAILABLE"
     return Outcome.FAILURE, "INTERNAL_ERROR"
 
 

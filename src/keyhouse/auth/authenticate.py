@@ -7,7 +7,8 @@ from typing import Any
 from django.contrib.auth import authenticate as django_authenticate
 from django.http import HttpRequest
 
-from keyhouse.auth.login_limits import check_login_limits, login_succeeded
+from keyhouse.auth.exceptions import DirectoryUnavailable
+from keyhouse.auth.login_limits import check_login_limits, login_succeeded, refund_login_limits
 from keyhouse.realms.models import Realm
 from keyhouse.users.models import User
 
@@ -18,17 +19,22 @@ def authenticate_password(
     """Count the attempt against the limits, then walk the configured backends in order.
 
     Returns the user (or None) and the backends' ``return_data`` flags; raises
-    RateLimited when over a limit, before any password is checked.
+    RateLimited when over a limit, before any password is checked, and
+    DirectoryUnavailable (uncounted) when the LDAP server does not answer.
     """
     check_login_limits(request, realm, username)
     return_data: dict[str, Any] = {}
-    user = django_authenticate(
-        request=request,
-        username=username,
-        password=password,
-        realm=realm,
-        return_data=return_data,
-    )
+    try:
+        user = django_authenticate(
+            request=request,
+            username=username,
+            password=password,
+            realm=realm,
+            return_data=return_data,
+        )
+    except DirectoryUnavailable:
+        refund_login_limits(request)
+        raise
     if user is not None:
         login_succeeded(realm, username)
     return user, return_data

@@ -13,7 +13,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from keyhouse.auth.client_ip import client_ip, is_exempt_from_ip_limits
-from keyhouse.auth.ratelimit import clear, hit
+from keyhouse.auth.ratelimit import clear, hit, refund
 from keyhouse.realms.models import Realm
 from keyhouse.users.models import User
 from keyhouse.users.signals import password_changed
@@ -34,6 +34,11 @@ def check_login_limits(request: HttpRequest, realm: Realm, username: str) -> Non
     if ip and not is_exempt_from_ip_limits(ip):
         hit(request, BY_IP, ip)
     hit(request, BY_USERNAME, username_entity(realm, username))
+
+
+def refund_login_limits(request: HttpRequest) -> None:
+    """The directory was down: this attempt proved nothing, so it costs nothing."""
+    refund(request, {BY_IP, BY_USERNAME})
 
 
 def login_succeeded(realm: Realm, username: str) -> None:

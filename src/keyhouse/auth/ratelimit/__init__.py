@@ -10,7 +10,8 @@ from keyhouse.auth.ratelimit.limiter import (
     RateLimitResult,
     clear,
     hit,
+    refund,
     rules_for,
 )
 
-__all__ = ["RateLimited", "RateLimitResult", "clear", "hit", "rules_for"]
+__all__ = ["RateLimited", "RateLimitResult", "clear", "hit", "refund", "rules_for"]

@@ -28,6 +28,8 @@ class RateLimitResult:
     secs_to_freedom: float
     remaining: int
     max_calls: int
+    key: str = ""
+    recorded: str | None = None
 
 
 def rules_for(domain: str) -> list[Rule]:
@@ -43,9 +45,16 @@ def _key(domain: str, entity: str) -> str:
 def hit(request: HttpRequest | None, domain: str, entity: str) -> RateLimitResult:
     """Count one hit for ``entity`` under ``domain``; raise RateLimited if over."""
     rules = rules_for(domain)
-    answer = get_store().hit(_key(domain, entity), rules)
+    key = _key(domain, entity)
+    answer = get_store().hit(key, rules)
     result = RateLimitResult(
-        domain, answer.limited, answer.secs_to_freedom, answer.remaining, rules[-1][1]
+        domain,
+        answer.limited,
+        answer.secs_to_freedom,
+        answer.remaining,
+        rules[-1][1],
+        key,
+        answer.recorded,
     )
     if request is not None:
         applied: list[RateLimitResult] = getattr(request, _APPLIED, [])
@@ -58,6 +67,18 @@ def hit(request: HttpRequest | None, domain: str, entity: str) -> RateLimitResul
 
 def clear(domain: str, entity: str) -> None:
     get_store().clear(_key(domain, entity))
+
+
+def refund(request: HttpRequest, domains: set[str]) -> None:
+    """Take back this request's recorded hits in ``domains`` (it was not the client's fault)."""
+    store = get_store()
+    kept = []
+    for result in applied_results(request):
+        if result.domain in domains and result.recorded is not None:
+            store.refund(result.key, result.recorded)
+        else:
+            kept.append(result)
+    setattr(request, _APPLIED, kept)
 
 
 def applied_results(request: HttpRequest) -> list[RateLimitResult]:

@@ -27,12 +27,16 @@ class StoreAnswer:
     secs_to_freedom: float
     # Hits left in the last rule's window after this one (0 when limited).
     remaining: int
+    # Identifies the recorded hit, so it can be refunded (None when limited).
+    recorded: str | None = None
 
 
 class RateLimitStore(Protocol):
     def hit(self, key: str, rules: list[Rule]) -> StoreAnswer: ...
 
     def clear(self, key: str) -> None: ...
+
+    def refund(self, key: str, recorded: str) -> None: ...
 
 
 def decide(log: list[float], rules: list[Rule], now: float) -> tuple[bool, float]:
@@ -81,12 +85,21 @@ class DatabaseStore:
         if limited:
             return StoreAnswer(True, wait, 0)
         remaining, reset = window_state(log, rules, now)
-        return StoreAnswer(False, reset, remaining)
+        return StoreAnswer(False, reset, remaining, repr(now))
 
     def clear(self, key: str) -> None:
         from keyhouse.auth.models import RateLimitBucket
 
         RateLimitBucket.objects.filter(key=key).delete()
+
+    def refund(self, key: str, recorded: str) -> None:
+        from keyhouse.auth.models import RateLimitBucket
+
+        with transaction.atomic():
+            bucket = RateLimitBucket.objects.select_for_update().filter(key=key).first()
+            if bucket is not None and float(recorded) in bucket.log:
+                bucket.log.remove(float(recorded))
+                bucket.save(update_fields=["log"])
 
 
 # The whole check-and-record runs inside Redis, atomically, on Redis's clock
@@ -110,7 +123,8 @@ end
 if wait > 0 then
   return {1, tostring(wait), 0}
 end
-redis.call('LPUSH', key, string.format('%.6f', now))
+local stamp = string.format('%.6f', now)
+redis.call('LPUSH', key, stamp)
 redis.call('LTRIM', key, 0, keep - 1)
 redis.call('EXPIRE', key, math.ceil(horizon))
 local lwindow, ln = tonumber(ARGV[#ARGV-1]), tonumber(ARGV[#ARGV])
@@ -119,7 +133,7 @@ for _, v in ipairs(redis.call('LRANGE', key, 0, -1)) do
   local ts = tonumber(v)
   if ts > now - lwindow then live = live + 1; oldest = ts end
 end
-return {0, tostring(oldest + lwindow - now), math.max(0, ln - live)}
+return {0, tostring(oldest + lwindow - now), math.max(0, ln - live), stamp}
 """
 
 
@@ -133,11 +147,15 @@ class RedisStore:
 
     def hit(self, key: str, rules: list[Rule]) -> StoreAnswer:
         args = [x for rule in rules for x in rule]
-        limited, secs, remaining = self._script(keys=[self._prefix + key], args=args)
-        return StoreAnswer(bool(int(limited)), float(secs), int(remaining))
+        limited, secs, remaining, *stamp = self._script(keys=[self._prefix + key], args=args)
+        recorded = stamp[0].decode() if stamp else None
+        return StoreAnswer(bool(int(limited)), float(secs), int(remaining), recorded)
 
     def clear(self, key: str) -> None:
         self._redis.delete(self._prefix + key)
+
+    def refund(self, key: str, recorded: str) -> None:
+        self._redis.lrem(self._prefix + key, 1, recorded)
 
 
 @lru_cache(maxsize=4)
