@@ -201,24 +201,36 @@ PASSWORD_MIN_GUESSES: int = int(_setting("PASSWORD_MIN_GUESSES", 10000))
 
 # --- Django plumbing --------------------------------------------------------
 INSTALLED_APPS = [
+    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
     "keyhouse.realms",
     "keyhouse.users",
     "keyhouse.auth",
     "keyhouse.api",
+    "keyhouse.web",
 ]
 
 MIDDLEWARE = [
     "keyhouse.api.middleware.ZulipJsonErrorMiddleware",
     "keyhouse.api.input_validation.InputValidationMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the stylesheet, the admin's assets) straight from the app
+    # directories: no collectstatic step, no separate file server needed.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+STATIC_URL = "/static/"
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = False
 
 ROOT_URLCONF = "keyhouse.urls"
 WSGI_APPLICATION = "keyhouse.wsgi.application"
@@ -229,7 +241,13 @@ TEMPLATES = [
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [],
         "APP_DIRS": True,
-        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
     }
 ]
 
