@@ -114,9 +114,7 @@ def syncs_active_status() -> bool:
 
 def is_account_realm_access_forbidden(ldap_user: _LDAPUser, realm: Realm) -> bool:
     """Zulip's org_membership and AUTH_LDAP_ADVANCED_REALM_ACCESS_CONTROL rules."""
-    advanced: dict[str, list[dict[str, str]]] | None = getattr(
-        settings, "AUTH_LDAP_ADVANCED_REALM_ACCESS_CONTROL", None
-    )
+    advanced = settings.AUTH_LDAP_ADVANCED_REALM_ACCESS_CONTROL
     if "org_membership" in settings.AUTH_LDAP_USER_ATTR_MAP:
         allowed = set(mapped_attr(ldap_user, "org_membership"))
         names = {realm.subdomain}

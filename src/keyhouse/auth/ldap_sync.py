@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django_auth_ldap.backend import _LDAPUser
 
 from keyhouse.auth.ldap_backend import (
@@ -33,7 +34,7 @@ from keyhouse.users.models import User
 
 logger = logging.getLogger("keyhouse.auth.ldap")
 
-SECRET_ATTR = re.compile(r"pass|secret|pwd|hash|key", re.IGNORECASE)
+SECRET_ATTR = re.compile(r"pass|secret|pwd|hash|privatekey", re.IGNORECASE)
 
 
 @dataclass
@@ -69,57 +70,84 @@ def should_deactivate_missing(realm: Realm) -> bool:
     return bool(policy)
 
 
-def sync_user(user: User, backend: ZulipLDAPAuthBackend, report: SyncReport) -> None:
+@dataclass
+class UserPlan:
+    """What the directory says about one user, decided before anything is written."""
+
+    user: User
+    found: bool = True
+    active: bool | None = None  # the new state, when it changes
+    full_name: str | None = None  # the new name, when it changes
+    error: str | None = None
+
+
+def plan_user(user: User, backend: ZulipLDAPAuthBackend) -> UserPlan:
+    """Read the directory for ``user``; DirectoryUnavailable propagates."""
+    plan = UserPlan(user)
     ldap_user = ldap_user_for(backend, user.delivery_email)
     if ldap_user is None:
+        plan.found = False
         if should_deactivate_missing(user.realm) and user.is_active:
-            set_active(user, False)
-            logger.info("Deactivated user %s: not found in LDAP.", user.id)
+            plan.active = False
+        return plan
+    try:
+        if syncs_active_status():
+            if is_user_disabled_in_ldap(ldap_user):
+                if user.is_active:
+                    plan.active = False
+                return plan  # a disabled user is not synced further
+            if not user.is_active:
+                plan.active = True
+        name = mapped_full_name(ldap_user)
+        if name != user.full_name:
+            plan.full_name = name
+    except ZulipLDAPError as exc:  # one bad entry must not stop the sync
+        plan.error = f"{user.delivery_email}: {exc}"
+    return plan
+
+
+def apply_plan(plan: UserPlan, report: SyncReport) -> None:
+    user = plan.user
+    if plan.active is not None:
+        if plan.active:
+            logger.info("Reactivating user %s because they are not disabled in LDAP.", user.id)
+            report.reactivated.append(user.delivery_email)
+        elif plan.found:
+            logger.info("Deactivating user %s because they are disabled in LDAP.", user.id)
             report.deactivated.append(user.delivery_email)
         else:
-            logger.warning("Did not find %s in LDAP.", user.delivery_email)
-            report.missing.append(user.delivery_email)
-        return
-    changed = False
-    if syncs_active_status():
-        disabled = is_user_disabled_in_ldap(ldap_user)
-        if disabled and user.is_active:
-            logger.info("Deactivating user %s because they are disabled in LDAP.", user.id)
-            set_active(user, False)
+            logger.info("Deactivated user %s: not found in LDAP.", user.id)
             report.deactivated.append(user.delivery_email)
-            return  # a disabled user is not synced further
-        if not disabled and not user.is_active:
-            logger.info("Reactivating user %s because they are not disabled in LDAP.", user.id)
-            set_active(user, True)
-            report.reactivated.append(user.delivery_email)
-            changed = True
-        if disabled:
-            return
-    name = mapped_full_name(ldap_user)
-    if name != user.full_name:
-        user.full_name = name
+        set_active(user, plan.active)
+    elif not plan.found:
+        logger.warning("Did not find %s in LDAP.", user.delivery_email)
+        report.missing.append(user.delivery_email)
+    if plan.full_name is not None:
+        user.full_name = plan.full_name
         user.save(update_fields=["full_name"])
         report.renamed.append(user.delivery_email)
-        changed = True
-    if not changed:
+    if plan.error is not None:
+        report.errors.append(plan.error)
+    elif plan.found and plan.active is None and plan.full_name is None:
         report.unchanged += 1
 
 
-def sync_realm(realm: Realm, report: SyncReport) -> None:
-    backend = backend_for(realm)
-    for user in realm.users.select_related("realm").order_by("id"):
-        try:
-            sync_user(user, backend, report)
-        except ZulipLDAPError as exc:  # one bad entry must not stop the sync
-            report.errors.append(f"{user.delivery_email}: {exc}")
-
-
 def sync(realms: list[Realm]) -> SyncReport:
-    """Sync every user of the given LDAP realms. DirectoryUnavailable propagates."""
-    report = SyncReport()
+    """Sync every user of the given LDAP realms.
+
+    The whole directory is read before anything is written, so a DirectoryUnavailable
+    (which propagates) part-way through leaves keyhouse exactly as it was.
+    """
+    plans: list[UserPlan] = []
     for realm in realms:
         if ldap_auth_enabled(realm):
-            sync_realm(realm, report)
+            backend = backend_for(realm)
+            users = realm.users.select_related("realm").order_by("id")
+            plans.extend(plan_user(user, backend) for user in users)
+    report = SyncReport()
+    with transaction.atomic():
+        for plan in plans:
+            apply_plan(plan, report)
     return report
 
 
