@@ -48,7 +48,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("PYTEST_", "KEYHOUSE_", "ZULIP_"))
+        if not k.startswith(("PYTEST_", "KEYHOUSE_", "ZULIP_", "PROMETHEUS_"))
         and k.lower() not in {"http_proxy", "https_proxy", "all_proxy"}
     }
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"

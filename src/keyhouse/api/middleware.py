@@ -34,7 +34,7 @@ def wants_json_errors(request: HttpRequest) -> bool:
 
 
 class ZulipJsonErrorMiddleware:
-    """Outermost middleware: domain exceptions → Zulip bodies; stray HTML errors → JSON."""
+    """Outermost of the API stack: domain exceptions → Zulip bodies; HTML errors → JSON."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
