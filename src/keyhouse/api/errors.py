@@ -236,3 +236,20 @@ class InternalServerError(JsonableError):
     http_status_code = 500
     code = None
     default_msg = "Internal server error"
+
+
+# --- Session-authenticated /json/ endpoints (web sign-in) --------------------------
+
+
+class CsrfFailedError(JsonableError):
+    """Zulip's CsrfFailureError: a session request without a valid CSRF token (403)."""
+
+    http_status_code = 403
+    code = "CSRF_FAILED"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"CSRF error: {reason}")
+
+    def data_fields(self) -> dict[str, Any]:
+        return {"reason": self.reason}

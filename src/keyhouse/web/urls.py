@@ -2,7 +2,41 @@
 
 from django.urls import path  # noqa: F401
 
+from keyhouse.web import (
+    api_key_page,  # web core
+    app_flows,  # web core
+    login,  # web core
+    password_reset,  # web extras
+)
+
 urlpatterns: list = [
     # --- login page, mobile/desktop flows, API-key page (web core) ---
+    path("login/", login.login_page, name="login"),
+    path("accounts/login/", login.login_page, name="accounts_login"),
+    path("accounts/logout/", login.logout_page, name="logout"),
+    path(
+        "accounts/login/subdomain/<str:token>",
+        app_flows.log_into_subdomain,
+        name="log_into_subdomain",
+    ),
+    path("account/api-key/", api_key_page.api_key_page, name="api_key"),
+    path("account/api-key/zuliprc", api_key_page.download_zuliprc, name="zuliprc"),
+    path("account/api-key/regenerate", api_key_page.regenerate_key, name="regenerate_api_key"),
     # --- password reset, dev login, admin helpers (web extras) ---
+    path("accounts/password/reset/", password_reset.password_reset_request, name="password_reset"),
+    path(
+        "accounts/password/reset/done/",
+        password_reset.password_reset_done,
+        name="password_reset_done",
+    ),
+    path(
+        "accounts/password/reset/<uidb64>/<token>/",
+        password_reset.password_reset_confirm,
+        name="password_reset_confirm",
+    ),
+    path(
+        "accounts/password/done/",
+        password_reset.password_reset_complete,
+        name="password_reset_complete",
+    ),
 ]

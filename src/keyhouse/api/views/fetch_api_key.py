@@ -13,6 +13,8 @@ from keyhouse.api.failures import api_key_fetch_failure
 from keyhouse.api.params import get_param, zulip_endpoint
 from keyhouse.auth.audit import Outcome, outcome_for_exception, record_login_attempt
 from keyhouse.auth.authenticate import authenticate_password
+from keyhouse.auth.hashing_gate import get_gate
+from keyhouse.auth.login_notifications import email_on_new_login
 from keyhouse.realms.methods import ldap_auth_enabled
 from keyhouse.realms.resolve import realm_for_request
 from keyhouse.users.models import User
@@ -29,6 +31,7 @@ def validate_login_email(username: str) -> None:
 def fetch_api_key(request: HttpRequest) -> dict[str, Any]:
     username = get_param(request, "username")
     password = get_param(request, "password")
+    get_gate().check_capacity()  # under a flood, refuse before any database work
     realm = realm_for_request(request)
     if realm is None:
         raise InvalidSubdomainError()
@@ -50,4 +53,5 @@ def fetch_api_key(request: HttpRequest) -> dict[str, Any]:
         audit(Outcome.FAILURE, api_key_fetch_failure(return_data, hide_account_state=False).code)
         raise api_key_fetch_failure(return_data)
     audit(Outcome.SUCCESS, "", user)
+    email_on_new_login(request, user)  # web sign-in: Zulip's new-login email (§1.8)
     return {"api_key": user.api_key, "email": user.delivery_email, "user_id": user.id}

@@ -1,0 +1,79 @@
+"""Session (cookie) authentication for /json/ endpoints, as Zulip's authenticated_json_view.
+
+The browser's session stands in for the API key here, so unlike the Basic-auth
+API these requests must carry a CSRF token: a session cookie is sent by the
+browser on any site's behalf, an Authorization header is not.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import CsrfViewMiddleware
+
+from keyhouse.api.errors import (
+    CsrfFailedError,
+    JsonableError,
+    RealmDeactivatedError,
+    UnauthorizedError,
+    UserDeactivatedError,
+)
+from keyhouse.auth.ratelimit import hit
+from keyhouse.realms.resolve import get_subdomain
+from keyhouse.users.models import User
+
+logger = logging.getLogger("keyhouse.api.auth")
+
+
+class _CsrfCheck(CsrfViewMiddleware):
+    """Django's own CSRF check, answering the reason instead of an HTML 403 page."""
+
+    def _reject(self, request: HttpRequest, reason: str) -> str:  # type: ignore[override]
+        return reason
+
+
+def enforce_csrf(request: HttpRequest) -> None:
+    check = _CsrfCheck(lambda _request: HttpResponse())
+    check.process_request(request)
+    reason = check.process_view(request, lambda _request: HttpResponse(), (), {})
+    if reason is not None:
+        raise CsrfFailedError(str(reason))
+
+
+def validate_session_account(request: HttpRequest, user: User) -> None:
+    """Zulip's validate_account_and_subdomain, for a session user."""
+    if user.realm.deactivated:
+        raise RealmDeactivatedError()
+    if not user.is_active:
+        raise UserDeactivatedError()
+    subdomain = get_subdomain(request)
+    if user.realm.subdomain != subdomain:
+        logger.warning(
+            "User %s (%s) attempted to access API on wrong subdomain (%s)",
+            user.id,
+            user.realm.display_subdomain,
+            subdomain,
+        )
+        raise JsonableError("Account is not associated with this subdomain")
+
+
+def session_user_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Signed-in browser session, CSRF token, per-user rate limit, right subdomain."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            raise UnauthorizedError(www_authenticate="session")
+        enforce_csrf(request)
+        if settings.RATE_LIMITING:
+            hit(request, "api_by_user", str(user.id))
+        validate_session_account(request, user)
+        return view(request, user, *args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,263 @@
+"""The login page (``/login/``, ``/accounts/login/``) and logout.
+
+One form serves three journeys: a browser signing in (a Django session), the
+mobile app's ``mobile_flow_otp`` (a zulip:// redirect carrying the encrypted API
+key, no session) and the desktop app's ``desktop_flow_otp`` (a single-use token
+for the app to redeem). Every submitted password goes through
+``authenticate_password``, so the web form has exactly the API's rate limits, and
+leaves exactly one audit entry. Plain HTML forms: no JavaScript needed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login as django_login
+from django.contrib.auth import logout as django_logout
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+
+from keyhouse.api.errors import JsonableError
+from keyhouse.api.failures import api_key_fetch_failure
+from keyhouse.api.responses import json_error
+from keyhouse.auth.audit import Outcome, outcome_for_exception, record_login_attempt
+from keyhouse.auth.authenticate import authenticate_password
+from keyhouse.auth.exceptions import DirectoryUnavailable
+from keyhouse.auth.hashing_gate import HashingOverloaded
+from keyhouse.auth.login_notifications import email_on_new_login
+from keyhouse.auth.ratelimit import RateLimited
+from keyhouse.realms.methods import (
+    email_auth_enabled,
+    ldap_auth_enabled,
+    password_auth_enabled,
+    require_email_format_usernames,
+)
+from keyhouse.realms.models import Realm
+from keyhouse.users.models import User
+from keyhouse.web.app_flows import finish_desktop_flow, finish_mobile_flow
+from keyhouse.web.decorators import realm_deactivated, realm_page, session_user
+from keyhouse.web.otp import OTPError, validate_otp_params
+
+AUDIT_METHOD = "web"
+
+# What the page says for each refusal, keyed by the Zulip error code the API would
+# send (api/failures.py decides which, in Zulip's order, honouring HIDE_ACCOUNT_STATE).
+FAILURE_MESSAGES = {
+    "USER_DEACTIVATED": (
+        "This account has been deactivated. Contact your organization's administrators"
+        " if you think this is a mistake."
+    ),
+    "REALM_DEACTIVATED": "This organization has been deactivated.",
+    "PASSWORD_AUTH_DISABLED": "Password sign-in is disabled in this organization.",
+    "PASSWORD_RESET_REQUIRED": (
+        "Your password has been disabled because it is too weak."
+        " Reset your password to choose a new one."
+    ),
+    "NONEXISTENT_SUBDOMAIN": (
+        "This account is not a member of this organization. Check the address you signed in at."
+    ),
+}
+WRONG_CREDENTIALS = "Incorrect {field} or password."
+OVERLOADED = "The server is busy right now. Wait a moment, then try again."
+DIRECTORY_DOWN = "The sign-in directory cannot be reached right now. Try again in a few minutes."
+
+
+def rate_limited_message(secs_to_freedom: float) -> str:
+    minutes = max(1, math.ceil(secs_to_freedom / 60))
+    unit = "minute" if minutes == 1 else "minutes"
+    return f"Too many sign-in attempts. Wait {minutes} {unit}, then try again."
+
+
+def default_landing() -> str:
+    return reverse("api_key")
+
+
+def safe_next(request: HttpRequest) -> str:
+    """``next`` if it is a path on this host, else "" (no open redirect)."""
+    candidate = request.POST.get("next", request.GET.get("next", "")) or ""
+    if not candidate.startswith("/") or candidate.startswith(("//", "/\\")):
+        return ""
+    if not url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return ""
+    return candidate
+
+
+def _param(request: HttpRequest, name: str) -> str | None:
+    """A form field, else the query string's (the page keeps the OTPs in hidden fields)."""
+    value = request.POST.get(name)
+    return value if value is not None else request.GET.get(name)
+
+
+def username_field(realm: Realm) -> dict[str, str]:
+    """Label and input type: a username is accepted only with LDAP username mapping."""
+    if require_email_format_usernames(realm):
+        return {"label": "Email", "type": "email", "noun": "email"}
+    return {"label": "Email or username", "type": "text", "noun": "username"}
+
+
+def password_reset_url(realm: Realm) -> str:
+    """The reset page's path when this realm has email passwords and the page is routed."""
+    if not email_auth_enabled(realm):
+        return ""
+    try:
+        return reverse("password_reset")
+    except NoReverseMatch:
+        return ""
+
+
+class LoginPage:
+    """One request to the login page; the context the template gets, built up as we go."""
+
+    def __init__(self, request: HttpRequest, realm: Realm) -> None:
+        self.request = request
+        self.realm = realm
+        self.mobile_flow_otp = _param(request, "mobile_flow_otp")
+        self.desktop_flow_otp = _param(request, "desktop_flow_otp")
+        self.next = safe_next(request)
+        self.field = username_field(realm)
+        self.username = ""
+        self.error = ""
+
+    @property
+    def app_flow(self) -> bool:
+        return bool(self.mobile_flow_otp or self.desktop_flow_otp)
+
+    def render(self, status: int = 200, **extra: Any) -> HttpResponse:
+        context = {
+            "realm": self.realm,
+            "field": self.field,
+            "username": self.username,
+            "error": self.error,
+            "next": self.next,
+            "mobile_flow_otp": self.mobile_flow_otp,
+            "desktop_flow_otp": self.desktop_flow_otp,
+            "app_flow": self.app_flow,
+            "password_auth_enabled": password_auth_enabled(self.realm),
+            "password_reset_url": password_reset_url(self.realm),
+            **extra,
+        }
+        return render(self.request, "keyhouse/login.html", context, status=status)
+
+    def refuse(self, message: str, status: int = 200) -> HttpResponse:
+        self.error = message
+        return self.render(status=status)
+
+    def audit(self, outcome: str, reason: str, user: User | None = None) -> None:
+        record_login_attempt(
+            self.request,
+            realm=self.realm,
+            username=self.username,
+            user=user,
+            outcome=outcome,
+            reason=reason,
+            method=AUDIT_METHOD,
+        )
+
+    def input_problem(self, password: str) -> str | None:
+        """Refusals before authentication: not login attempts (as in fetch_api_key)."""
+        noun = self.field["noun"]
+        if not self.username or not password:
+            return f"Enter your {noun} and your password."
+        limit = settings.MAX_PARAM_CHARS
+        if len(self.username) > limit or len(password) > limit:
+            return f"That {noun} or password is too long."
+        if "\x00" in self.username or "\x00" in password:
+            return f"That {noun} or password contains characters that are not allowed."
+        if not ldap_auth_enabled(self.realm):
+            try:
+                validate_email(self.username)
+            except ValidationError:
+                return "Enter a valid email address."
+        return None
+
+    def submit(self) -> HttpResponse:
+        self.username = (self.request.POST.get("username") or "").strip()
+        password = self.request.POST.get("password") or ""
+        problem = self.input_problem(password)
+        if problem:
+            return self.refuse(problem)
+        try:
+            user, return_data = authenticate_password(
+                self.request, self.realm, self.username, password
+            )
+        except RateLimited as exc:
+            self.audit(*outcome_for_exception(exc))
+            return self.refuse(rate_limited_message(exc.secs_to_freedom), status=429)
+        except HashingOverloaded as exc:
+            self.audit(*outcome_for_exception(exc))
+            return self.refuse(OVERLOADED, status=503)
+        except DirectoryUnavailable as exc:
+            self.audit(*outcome_for_exception(exc))
+            return self.refuse(DIRECTORY_DOWN, status=503)
+        except Exception as exc:  # a bug: still one audit entry, then the usual 500
+            self.audit(*outcome_for_exception(exc))
+            raise
+        if user is None:
+            true_reason = api_key_fetch_failure(return_data, hide_account_state=False).code
+            self.audit(Outcome.FAILURE, true_reason or "AUTHENTICATION_FAILED")
+            shown = api_key_fetch_failure(return_data).code or ""
+            wrong = WRONG_CREDENTIALS.format(field=self.field["noun"])
+            return self.refuse(FAILURE_MESSAGES.get(shown, wrong))
+        self.audit(Outcome.SUCCESS, "", user)
+        return self.succeed(user)
+
+    def succeed(self, user: User) -> HttpResponse:
+        if self.mobile_flow_otp:
+            return finish_mobile_flow(self.request, user, self.mobile_flow_otp)
+        if self.desktop_flow_otp:
+            return finish_desktop_flow(self.request, user, self.desktop_flow_otp)
+        django_login(self.request, user)
+        email_on_new_login(self.request, user)
+        return HttpResponseRedirect(self.next or default_landing())
+
+
+@sensitive_post_parameters("password")
+@never_cache
+@csrf_protect
+@realm_page
+def login_page(request: HttpRequest, realm: Realm) -> HttpResponse:
+    page = LoginPage(request, realm)
+    try:
+        validate_otp_params(page.mobile_flow_otp, page.desktop_flow_otp)
+    except OTPError as exc:
+        # Zulip answers a bad OTP with its JSON error, even on this HTML page.
+        return json_error(JsonableError(str(exc)))
+    if realm.deactivated:
+        return realm_deactivated(request, realm)
+    if not password_auth_enabled(realm):
+        return page.render()
+    if request.method == "POST":
+        return page.submit()
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponse(status=405, headers={"Allow": "GET, HEAD, POST"})
+    if not page.app_flow and session_user(request, realm) is not None:
+        return HttpResponseRedirect(page.next or default_landing())
+    return page.render()
+
+
+@never_cache
+@csrf_protect
+@realm_page
+def logout_page(request: HttpRequest, realm: Realm) -> HttpResponse:
+    """POST signs out; GET shows a button for it (signing out on GET would be CSRF-able)."""
+    if request.method == "POST":
+        django_logout(request)
+        messages.info(request, "You have signed out.")
+        return HttpResponseRedirect(reverse("login"))
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponse(status=405, headers={"Allow": "GET, HEAD, POST"})
+    return render(
+        request, "keyhouse/logout.html", {"realm": realm, "user": session_user(request, realm)}
+    )
