@@ -22,12 +22,14 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 # them), so only `make test` needs them and `make serve` does not.
 $(VENV)/.installed-ldap: $(VENV)/.installed
 	bash ci/ensure-services.sh
-	$(BIN)/pip install --quiet -e '.[dev,redis,ldap]'
+	$(BIN)/pip install --quiet -e '.[dev,redis,ldap,postgres]'
 	touch $@
 
+# The demo runs in development mode: /api/v1/dev_fetch_api_key and dev_list_users
+# answer (docs/operations.md, "Development mode"). Never for an exposed server.
 serve: $(VENV)/.installed
-	$(BIN)/keyhouse demo --host $(HOST) --port $(PORT)
-	exec $(BIN)/keyhouse serve --host $(HOST) --port $(PORT)
+	KEYHOUSE_DEV_MODE=1 $(BIN)/keyhouse demo --host $(HOST) --port $(PORT)
+	exec env KEYHOUSE_DEV_MODE=1 $(BIN)/keyhouse serve --host $(HOST) --port $(PORT)
 
 clients: $(CLIENTS_VENV)/.installed
 
@@ -38,8 +40,20 @@ $(CLIENTS_VENV)/.installed: tests/e2e/clients-requirements.txt
 services:
 	bash ci/ensure-services.sh
 
+# The whole suite twice: on SQLite, then on PostgreSQL + Redis. pytest-django makes
+# and drops test_keyhouse_test_<pid>, so simultaneous runs never share a database;
+# the Redis db (12) is flushed before each test, so such runs take turns (flock).
 test: $(VENV)/.installed-ldap $(CLIENTS_VENV)/.installed services
 	$(BIN)/pytest
+	KEYHOUSE_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/keyhouse_test_$$$$ \
+	KEYHOUSE_REDIS_URL=redis://127.0.0.1:6379/12 \
+	flock /tmp/keyhouse-test-redis-12.lock $(BIN)/pytest --create-db
+
+# Figures and ratios, never pass/fail (docs/performance.md). BENCH_SECONDS scales every
+# duration; bench/setup.sh brings wrk (Debian) and the DRF peer's venv (bench/.venv-peer).
+bench: $(VENV)/.installed
+	PYTHON=$(PYTHON) bash bench/setup.sh
+	$(BIN)/python bench/run.py
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench

@@ -21,6 +21,57 @@ if ! redis_up; then
 fi
 echo "ensure-services: Redis answers on 127.0.0.1:6379"
 
+# --- PostgreSQL (make test's second run; docs/operations.md "PostgreSQL and Redis") ---
+# Wanted: 127.0.0.1:$PG_PORT, user postgres, trust auth over TCP. An answering server is
+# used as it is. Otherwise: a stopped Debian cluster on that port is started; failing
+# that, a cluster of our own (initdb --auth=trust) is made under /var/lib/postgresql.
+PG_PORT=${KEYHOUSE_CI_PG_PORT:-5432}
+pg_up() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PG_PORT" 2>/dev/null; }
+pg_bin() { find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n1; }
+# Package scripts must not start a cluster of their own (Debian's "main" wants
+# password auth); an existing policy-rc.d is left as it is.
+apt_install_no_start() {
+    local ours=0 rc=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        ours=1
+    fi
+    apt_install "$@" || rc=$?
+    [ "$ours" = 0 ] || rm -f /usr/sbin/policy-rc.d
+    return "$rc"
+}
+if ! pg_up; then
+    [ -n "$(pg_bin)" ] || apt_install_no_start postgresql
+    bin=$(pg_bin)
+    [ -x "$bin/pg_ctl" ] || { echo "ensure-services: PostgreSQL did not install" >&2; exit 1; }
+    cluster=$(pg_lsclusters -h 2>/dev/null | awk -v p="$PG_PORT" '$3 == p {print $1, $2; exit}')
+    if [ -n "$cluster" ]; then
+        # shellcheck disable=SC2086 # "version name"
+        pg_ctlcluster $cluster start
+    else
+        pgdata=/var/lib/postgresql/keyhouse-ci-$(basename "$(dirname "$bin")")-$PG_PORT
+        if [ ! -s "$pgdata/PG_VERSION" ]; then
+            install -d -o postgres -g postgres -m 700 "$pgdata"
+            runuser -u postgres -- "$bin/initdb" -D "$pgdata" -U postgres --auth=trust \
+                --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+        fi
+        runuser -u postgres -- "$bin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -t 60 \
+            -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$pgdata" \
+            start >/dev/null
+    fi
+    for _ in $(seq 1 100); do pg_up && break; sleep 0.1; done
+    pg_up || { echo "ensure-services: PostgreSQL did not start on 127.0.0.1:$PG_PORT" >&2; exit 1; }
+fi
+if command -v psql >/dev/null 2>&1 \
+    && ! psql -w -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc 'select 1' >/dev/null 2>&1; then
+    echo "ensure-services: PostgreSQL on 127.0.0.1:$PG_PORT refuses user postgres without" \
+        "a password; the tests need trust auth for local TCP (pg_hba.conf)" >&2
+    exit 1
+fi
+echo "ensure-services: PostgreSQL answers on 127.0.0.1:$PG_PORT"
+# --- end PostgreSQL ---
+
 # LDAP: tests/ldap_server.py runs its own throwaway slapd on a free loopback port, and
 # python-ldap (no wheels) builds against the headers. A system slapd is never used.
 ldap_pkgs=(slapd ldap-utils libldap2-dev libsasl2-dev)
@@ -46,3 +97,9 @@ if timeout 1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/389' 2>/dev/null; then
     echo "ensure-services: note: something (a system slapd?) listens on port 389; tests ignore it"
 fi
 echo "ensure-services: slapd and the LDAP headers are installed"
+
+# --- Chromium (tests/browser): Playwright drives Debian's build; no browser is downloaded ---
+[ -x /usr/bin/chromium ] || apt_install chromium
+[ -x /usr/bin/chromium ] || { echo "ensure-services: /usr/bin/chromium is missing" >&2; exit 1; }
+echo "ensure-services: Chromium is installed (/usr/bin/chromium)"
+# --- end Chromium ---

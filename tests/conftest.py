@@ -25,6 +25,7 @@ def cheap_argon2(settings: Settings) -> None:
     settings.ARGON2_TIME_COST = 1
     settings.ARGON2_MEMORY_COST = 8
     settings.ARGON2_PARALLELISM = 1
+    settings.EMAIL_IN_BACKGROUND = False  # mails land in django.core.mail.outbox at once
 
 
 @pytest.fixture
@@ -54,6 +55,24 @@ def redis_or_fail(url: str = REDIS_TEST_URL) -> str:
     except redis.exceptions.ConnectionError as exc:
         pytest.fail(f"Redis at {url} does not answer ({exc}); run `make services`")
     return url
+
+
+# --- PostgreSQL + Redis run (Makefile `test`, second pass) -------------------------
+RUN_REDIS_URL = os.environ.get("KEYHOUSE_REDIS_URL", "")
+
+
+@pytest.fixture(autouse=True)
+def fresh_run_redis() -> None:
+    """The Redis db named by KEYHOUSE_REDIS_URL belongs to the test run: it is emptied
+    before each test, as the database is rolled back after each, so no rate-limit log
+    or cached API-key lookup leaks from one test (or an earlier run) into the next."""
+    if RUN_REDIS_URL:
+        import redis
+
+        redis.Redis.from_url(RUN_REDIS_URL, socket_connect_timeout=2).flushdb()
+
+
+# --- end PostgreSQL + Redis run ---
 
 
 @pytest.fixture(params=["database", "redis"])

@@ -29,10 +29,27 @@ def _setup_django() -> None:
     django.setup()
 
 
+# pg_advisory_lock key ("keyhouse" in ASCII) serializing migrations on PostgreSQL.
+MIGRATE_LOCK_ID = 0x6B6579686F757365
+
+
 def _migrate() -> None:
     from django.core.management import call_command
+    from django.db import connection
 
-    call_command("migrate", interactive=False, verbosity=0)
+    if connection.vendor != "postgresql":
+        call_command("migrate", interactive=False, verbosity=0)
+        return
+    # Several servers (or a server and a command) sharing one database may start at
+    # once; unserialized, all but one fail creating the same tables. One migrates
+    # while the others wait, then find nothing left to do.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [MIGRATE_LOCK_ID])
+    try:
+        call_command("migrate", interactive=False, verbosity=0)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [MIGRATE_LOCK_ID])
 
 
 def _read_password_stdin() -> str:
@@ -220,6 +237,37 @@ def cmd_user_regenerate_api_key(args: argparse.Namespace) -> None:
     # The new key is not printed: it reaches the user through fetch_api_key or the
     # web, never through a terminal's scrollback or a log.
     print(f"regenerated API key for {user.delivery_email}; the old key no longer works")
+
+
+# --- admin (Django admin staff) ---------------------------------------------
+
+
+def cmd_admin_create(args: argparse.Namespace) -> None:
+    from django.db import transaction
+
+    from keyhouse.users.actions import UserActionError, create_user, make_staff
+    from keyhouse.users.models import User
+    from keyhouse.users.password_policy import PasswordTooWeakError
+
+    realm = _realm(args.realm)
+    password = _read_password_stdin()
+    existing = User.objects.get_by_delivery_email(args.email, realm)
+    if existing is not None and not existing.is_active:
+        raise CliError(
+            f"user {existing.delivery_email} is deactivated;"
+            f" reactivate it first (keyhouse user reactivate)"
+        )
+    try:
+        with transaction.atomic():
+            user = existing or create_user(realm, args.email, args.full_name)
+            make_staff(user, password)
+    except (UserActionError, PasswordTooWeakError) as exc:
+        raise CliError(str(exc)) from None
+    verb = "promoted" if existing is not None else "created"
+    print(
+        f"{verb} staff user {user.delivery_email} (id {user.id}) in realm {realm.subdomain!r};"
+        f" log in at /admin/ on that realm's host"
+    )
 
 
 # --- audit ------------------------------------------------------------------
@@ -444,6 +492,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realm", required=True)
     p.add_argument("--email", required=True)
     p.set_defaults(func=cmd_user_regenerate_api_key)
+
+    admin_cmd = sub.add_parser("admin", help="Django admin (/admin/) staff").add_subparsers(
+        dest="admin_command", required=True
+    )
+    p = admin_cmd.add_parser("create", help="create a staff user, or promote one, with a password")
+    p.add_argument("--email", required=True)
+    p.add_argument("--full-name", required=True, help="used when the user is created")
+    p.add_argument("--realm", default="", help='realm subdomain (default: "" the root realm)')
+    p.add_argument("--password-stdin", action="store_true", required=True)
+    p.set_defaults(func=cmd_admin_create)
 
     audit = sub.add_parser("audit", help="the login audit trail").add_subparsers(
         dest="audit_command", required=True

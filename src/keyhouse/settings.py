@@ -103,6 +103,9 @@ AUTH_LDAP_BIND_PASSWORD: str = _setting("AUTH_LDAP_BIND_PASSWORD", "")
 AUTH_LDAP_USERNAME_ATTR: str | None = _setting("AUTH_LDAP_USERNAME_ATTR", None)
 AUTH_LDAP_USER_ATTR_MAP: dict[str, str] = _setting("AUTH_LDAP_USER_ATTR_MAP", {"full_name": "cn"})
 AUTH_LDAP_START_TLS: bool = _setting("AUTH_LDAP_START_TLS", False)
+AUTH_LDAP_ADVANCED_REALM_ACCESS_CONTROL: dict[str, list[dict[str, str]]] | None = _setting(
+    "AUTH_LDAP_ADVANCED_REALM_ACCESS_CONTROL", None
+)
 AUTH_LDAP_ALWAYS_UPDATE_USER = False  # Zulip's: logins never re-sync; `keyhouse ldap sync` does
 AUTH_LDAP_CACHE_TIMEOUT = 0
 LDAP_APPEND_DOMAIN: str | None = _setting("LDAP_APPEND_DOMAIN", None)
@@ -141,6 +144,9 @@ DEFAULT_RATE_LIMITING_RULES: dict[str, list[tuple[int, int]]] = {
     "authenticate_by_username": [(1800, 5)],
     "authenticate_by_ip": [(60, 60), (3600, 600)],
     "api_by_user": [(60, 200)],
+    # Password reset (web/password_reset.py): Zulip's defaults.
+    "password_reset_form_by_email": [(3600, 2), (86400, 5)],
+    "sends_email_by_ip": [(86400, 5)],
 }
 RATE_LIMITING_RULES: dict[str, list[tuple[int, int]]] = {
     **DEFAULT_RATE_LIMITING_RULES,
@@ -182,6 +188,11 @@ AUTHENTICATION_BACKENDS = [
     for name in AUTHENTICATION_BACKEND_ORDER
     if name in _BACKEND_CLASSES and (name != "ldap" or AUTH_LDAP_SERVER_URI)
 ]
+# Development login (/api/v1/dev_fetch_api_key) only in DEV_MODE; the Django
+# admin's staff login always (it binds only to the admin's username/password call).
+if DEV_MODE:
+    AUTHENTICATION_BACKENDS.append("keyhouse.auth.backends.DevAuthBackend")
+AUTHENTICATION_BACKENDS.append("keyhouse.auth.backends.StaffAuthBackend")
 
 # Argon2id parameters (docs/passwords.md). Defaults are OWASP's recommendation
 # m=19 MiB, t=2, p=1; read at hashing time so they can be tuned without code.
@@ -215,6 +226,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # --- ops (docs/deploy.md): request id first, so every log line has it; then metrics ---
+    "keyhouse.ops.request_id.RequestIdMiddleware",
+    "keyhouse.ops.metrics.MetricsMiddleware",
+    # --- end ops ---
     "keyhouse.api.middleware.ZulipJsonErrorMiddleware",
     "keyhouse.api.input_validation.InputValidationMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -253,12 +268,20 @@ TEMPLATES = [
 
 DATABASE_URL: str = _setting("DATABASE_URL", "", "KEYHOUSE_DATABASE_URL")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # Health checks: a connection kept across requests that died with a database
+    # restart is replaced instead of failing the next request.
+    DATABASES = {
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+    }
 else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(DATA_DIR / "keyhouse.sqlite3"),
+            # Keep each thread's connection: opening one per request costs more
+            # than the whole users/me query, and the last close checkpoints the WAL.
+            "CONN_MAX_AGE": 600,
+            "CONN_HEALTH_CHECKS": True,
             # WAL lets several gunicorn workers read while one writes.
             "OPTIONS": {
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
@@ -268,6 +291,27 @@ else:
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Caches (docs/operations.md, "PostgreSQL and Redis") ----------------------
+# With Redis, "default" is one cache shared by every worker of every server, so it
+# may hold what must be invalidated everywhere at once: the API-key cache
+# (users/api_key_cache.py). Without Redis it is Django's per-process local memory,
+# fit only for things that may be stale or missing in one process; the API-key
+# cache is then off (a worker could not invalidate another worker's copy).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "keyhouse",
+            "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Seconds an API-key lookup stays cached; every change that matters invalidates at once.
+API_KEY_CACHE_TIMEOUT: int = int(_setting("API_KEY_CACHE_TIMEOUT", 300))
+# --- end Caches ---
 
 # Bodies larger than this are refused before any view runs.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(_setting("MAX_BODY_BYTES", 64 * 1024))
@@ -286,14 +330,77 @@ SESSION_COOKIE_AGE = 14 * 24 * 3600
 SILENCED_SYSTEM_CHECKS = ["auth.W004"]
 
 LOG_LEVEL: str = _setting("LOG_LEVEL", "INFO", "KEYHOUSE_LOG_LEVEL").upper()
+# --- ops: logs, health checks, metrics (docs/deploy.md) ----------------------
+# "plain" for humans; "json": one object a line with request_id, and one access
+# line per request (ops/request_id.py).
+LOG_FORMAT: str = _setting("LOG_FORMAT", "plain", "KEYHOUSE_LOG_FORMAT").strip().lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ValueError(f'LOG_FORMAT must be "plain" or "json", not {LOG_FORMAT!r}')
+# Seconds /ready waits for the database and Redis (LDAP: LDAP_CONNECT_TIMEOUT).
+READY_CHECK_TIMEOUT: float = float(
+    _setting("READY_CHECK_TIMEOUT", 2.0, "KEYHOUSE_READY_CHECK_TIMEOUT", float)
+)
+# Clients allowed to read /metrics (CIDRs); others get a 403.
+METRICS_ALLOWED_IPS: list[str] = _setting(
+    "METRICS_ALLOWED_IPS",
+    ["127.0.0.0/8", "::1"],
+    "KEYHOUSE_METRICS_ALLOWED_IPS",
+    lambda v: [p.strip() for p in v.split(",") if p.strip()],
+)
+# --- end ops ---
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "keyhouse.ops.request_id.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "keyhouse.ops.log_format.JsonFormatter"},
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    # 5xx are logged by keyhouse itself (api/middleware.py); Django would log
+    # each 503 of a login flood again.
+    "loggers": {"django.request": {"level": "CRITICAL"}},
 }
+
+# --- Email (docs/operations.md, "Password reset and email") ------------------
+# No EMAIL_HOST: mails are written as files into DATA_DIR/emails, so the embedded
+# default works without a mail server. With EMAIL_HOST: SMTP (Zulip's defaults).
+EMAIL_HOST: str = _setting("EMAIL_HOST", "", "KEYHOUSE_EMAIL_HOST")
+EMAIL_PORT: int = int(_setting("EMAIL_PORT", 587, "KEYHOUSE_EMAIL_PORT", int))
+EMAIL_HOST_USER: str = _setting("EMAIL_HOST_USER", "", "KEYHOUSE_EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD: str = _setting("EMAIL_HOST_PASSWORD", "", "KEYHOUSE_EMAIL_HOST_PASSWORD")
+EMAIL_USE_SSL: bool = _setting("EMAIL_USE_SSL", False, "KEYHOUSE_EMAIL_USE_SSL", _env_bool)
+EMAIL_USE_TLS: bool = _setting(
+    "EMAIL_USE_TLS", not EMAIL_USE_SSL, "KEYHOUSE_EMAIL_USE_TLS", _env_bool
+)
+EMAIL_TIMEOUT: float = float(_setting("EMAIL_TIMEOUT", 10, "KEYHOUSE_EMAIL_TIMEOUT", float))
+EMAIL_FILE_PATH: str = str(_setting("EMAIL_FILE_PATH", str(DATA_DIR / "emails")))
+EMAIL_BACKEND: str = _setting(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.filebased.EmailBackend",
+    "KEYHOUSE_EMAIL_BACKEND",
+)
+DEFAULT_FROM_EMAIL: str = _setting(
+    "DEFAULT_FROM_EMAIL",
+    f"keyhouse <noreply@{EXTERNAL_HOST or 'localhost'}>",
+    "KEYHOUSE_DEFAULT_FROM_EMAIL",
+)
+SERVER_EMAIL: str = DEFAULT_FROM_EMAIL
+# Mails go out from a small thread pool (keyhouse/mail.py); tests switch it off.
+EMAIL_IN_BACKGROUND: bool = _setting("EMAIL_IN_BACKGROUND", True)
+# How long a password-reset link works, in seconds.
+PASSWORD_RESET_TIMEOUT: int = int(
+    _setting("PASSWORD_RESET_TIMEOUT", 86400, "KEYHOUSE_PASSWORD_RESET_TIMEOUT", int)
+)
 
 # --- Audit trail (docs/operations.md) -----------------------------------------
 # Login attempts older than this are pruned; 0 keeps them forever.
@@ -307,3 +414,17 @@ AUDIT_PRUNE_EVERY: int = int(_setting("AUDIT_PRUNE_EVERY", 1000, "KEYHOUSE_AUDIT
 # --- Input limits (docs/compatibility.md, "Input limits") --------------------
 # Longest value of a parameter a view reads (username, password); longer is a 400.
 MAX_PARAM_CHARS: int = int(_setting("MAX_PARAM_CHARS", 4096, "KEYHOUSE_MAX_PARAM_CHARS", int))
+
+# --- Web sign-in (docs/operations.md, "Web sign-in") ---------------------------
+# The mobile flow's zulip:// redirect names the realm by the URL the app reached;
+# map it to another one the app should use instead (Zulip's setting of that name).
+REALM_MOBILE_REMAP_URIS: dict[str, str] = _setting("REALM_MOBILE_REMAP_URIS", {})
+# The "new login" email after each successful sign-in (Zulip's setting of that name).
+SEND_LOGIN_EMAILS: bool = _setting(
+    "SEND_LOGIN_EMAILS", True, "KEYHOUSE_SEND_LOGIN_EMAILS", _env_bool
+)
+# Send the session and CSRF cookies over HTTPS only: on whenever browsers reach
+# keyhouse by https (directly or through a TLS proxy); off for plain-http trials.
+SECURE_COOKIES: bool = _setting("SECURE_COOKIES", False, "KEYHOUSE_SECURE_COOKIES", _env_bool)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
+# --- end Web sign-in -------------------------------------------------------------

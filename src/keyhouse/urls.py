@@ -1,8 +1,18 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from keyhouse.api.views.json_fetch_api_key import json_fetch_api_key
+from keyhouse.ops import health, metrics
+
 urlpatterns = [
     path("api/v1/", include("keyhouse.api.urls")),
     path("admin/", admin.site.urls),
+    # --- ops: liveness, readiness, Prometheus (docs/deploy.md) ---
+    path("health", health.health, name="health"),
+    path("ready", health.ready, name="ready"),
+    path("metrics", metrics.metrics_view, name="metrics"),
+    # --- end ops ---
+    # --- web sign-in: the session-authenticated JSON view ---
+    path("json/fetch_api_key", json_fetch_api_key),
     path("", include("keyhouse.web.urls")),
 ]

@@ -71,3 +71,36 @@ def test_pool_recovers(client: Client, user: User, settings: Settings) -> None:
             "/api/v1/fetch_api_key", {"username": "hamlet@example.com", "password": PASSWORD}
         )
         assert response.status_code == 200
+
+
+def test_refusals_do_not_count_against_the_user(
+    client: Client, user: User, settings: Settings
+) -> None:
+    """Five "busy" answers must not lock a real user out for half an hour."""
+    settings.HASHING_SLOTS = 1
+    settings.HASHING_MAX_WAIT = 0.1
+    settings.HASHING_MAX_WAITERS = 0
+    gate = get_gate()
+    release, holding = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with gate.slot():
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert holding.wait(5)
+    try:
+        for _ in range(7):
+            response = client.post(
+                "/api/v1/fetch_api_key", {"username": "hamlet@example.com", "password": "x"}
+            )
+            assert response.status_code == 503
+    finally:
+        release.set()
+        thread.join(5)
+    response = client.post(
+        "/api/v1/fetch_api_key", {"username": "hamlet@example.com", "password": PASSWORD}
+    )
+    assert json_body(response, 200)["user_id"] == user.id

@@ -22,6 +22,7 @@ from keyhouse.auth.exceptions import DirectoryUnavailable
 from keyhouse.auth.hashing_gate import HashingOverloaded
 from keyhouse.auth.models import USER_AGENT_MAX, USERNAME_MAX, LoginAttempt
 from keyhouse.auth.ratelimit import RateLimited
+from keyhouse.auth.signals import login_attempted, notify
 from keyhouse.realms.models import Realm
 from keyhouse.users.models import User
 
@@ -81,6 +82,8 @@ def record_login_attempt(
     in ``realm`` (if any) is recorded, so failed attempts against a real account
     are found by user too.
     """
+    # Counted even if the row cannot be written (ops/metrics.py listens).
+    notify(login_attempted, LoginAttempt, outcome=outcome, reason=reason, method=method)
     try:
         # A savepoint: a failed insert must not poison the caller's transaction.
         with transaction.atomic():

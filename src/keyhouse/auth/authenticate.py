@@ -8,6 +8,7 @@ from django.contrib.auth import authenticate as django_authenticate
 from django.http import HttpRequest
 
 from keyhouse.auth.exceptions import DirectoryUnavailable
+from keyhouse.auth.hashing_gate import HashingOverloaded
 from keyhouse.auth.login_limits import check_login_limits, login_succeeded, refund_login_limits
 from keyhouse.realms.models import Realm
 from keyhouse.users.models import User
@@ -20,7 +21,8 @@ def authenticate_password(
 
     Returns the user (or None) and the backends' ``return_data`` flags; raises
     RateLimited when over a limit, before any password is checked, and
-    DirectoryUnavailable (uncounted) when the LDAP server does not answer.
+    DirectoryUnavailable or HashingOverloaded (both uncounted) when the LDAP
+    server does not answer or the hashing pool is full.
     """
     check_login_limits(request, realm, username)
     return_data: dict[str, Any] = {}
@@ -32,7 +34,9 @@ def authenticate_password(
             realm=realm,
             return_data=return_data,
         )
-    except DirectoryUnavailable:
+    except (DirectoryUnavailable, HashingOverloaded):
+        # Not the client's doing: a busy server or a down directory must not
+        # lock a real user out for half an hour.
         refund_login_limits(request)
         raise
     if user is not None:

@@ -10,11 +10,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
+from keyhouse.auth.audit import Outcome, outcome_for_exception, record_login_attempt
+from keyhouse.auth.hashing_gate import HashingOverloaded
+from keyhouse.auth.login_limits import check_login_limits, login_succeeded
 from keyhouse.auth.passwords import PasswordNeedsReset, burn_verification, verify_user_password
-from keyhouse.realms.methods import email_auth_enabled, password_auth_enabled
+from keyhouse.auth.ratelimit import RateLimited
+from keyhouse.realms.methods import dev_auth_enabled, email_auth_enabled, password_auth_enabled
 from keyhouse.realms.models import Realm
+from keyhouse.realms.resolve import realm_for_request
 from keyhouse.users.models import User
 
 logger = logging.getLogger("keyhouse.auth.email")
@@ -83,3 +89,94 @@ class EmailAuthBackend(KeyhouseBackendMixin):
             flags["password_reset_needed"] = True
             return None
         return user if ok else None
+
+
+# --- Development login and the Django admin's staff login ----------------------
+
+
+class DevAuthBackend(KeyhouseBackendMixin):
+    """Zulip's DevAuthBackend: any active user of a realm with "dev" on, no password.
+
+    Only in AUTHENTICATION_BACKENDS when DEV_MODE is on; ``dev_auth_enabled`` checks
+    DEV_MODE again, so a stray listing cannot open it on a production server.
+    """
+
+    name = "dev"
+
+    def authenticate(
+        self,
+        request: HttpRequest | None,
+        *,
+        dev_auth_username: str,
+        realm: Realm,
+        return_data: dict[str, Any] | None = None,
+    ) -> User | None:
+        if not dev_auth_enabled(realm):
+            return None
+        return common_get_active_user(dev_auth_username, realm, return_data)
+
+
+class StaffAuthBackend(KeyhouseBackendMixin):
+    """The Django admin's login: active staff of the request's realm, by local password.
+
+    The admin calls ``authenticate(request, username=…, password=…)`` without a
+    realm, which every other keyhouse backend refuses to bind to; this one takes the
+    realm from the host. The realm's login methods do not apply: staff passwords
+    are set by the operator (``keyhouse admin create``) for the admin alone. The
+    login limits, equal-cost verification and the audit trail apply as to API
+    logins. A refusal that must stop the chain raises PermissionDenied, which
+    Django's ``authenticate`` turns into None: the form then shows its one
+    generic error, whatever the reason.
+    """
+
+    name = "admin"
+
+    def authenticate(
+        self, request: HttpRequest | None, username: str | None = None, password: str | None = None
+    ) -> User | None:
+        if request is None or not username or not password:
+            return None
+        realm = realm_for_request(request)
+        if realm is None:
+            return None
+
+        def audit(outcome: str, reason: str, user: User | None = None) -> None:
+            record_login_attempt(
+                request,
+                realm=realm,
+                username=username,
+                user=user,
+                outcome=outcome,
+                reason=reason,
+                method=self.name,
+            )
+
+        flags: dict[str, Any] = {}
+        try:
+            check_login_limits(request, realm, username)
+            user = common_get_active_user(username, realm, flags)
+            staff = user if user is not None and user.is_staff else None
+            ok = verify_user_password(staff, password)  # burns the same time if None
+        except PasswordNeedsReset:
+            audit(Outcome.FAILURE, "PASSWORD_RESET_REQUIRED")
+            raise PermissionDenied from None
+        except (RateLimited, HashingOverloaded) as exc:  # the admin has no page for these
+            audit(*outcome_for_exception(exc))
+            raise PermissionDenied from None
+        if staff is None or not ok:
+            audit(Outcome.FAILURE, _staff_refusal_reason(user, flags))
+            return None
+        login_succeeded(realm, username)
+        audit(Outcome.SUCCESS, "", staff)
+        return staff
+
+
+def _staff_refusal_reason(user: User | None, flags: dict[str, Any]) -> str:
+    """What the operator reads in the audit trail; the form says the same to everyone."""
+    if flags.get("inactive_realm"):
+        return "REALM_DEACTIVATED"
+    if flags.get("inactive_user"):
+        return "USER_DEACTIVATED"
+    if user is not None and not user.is_staff:
+        return "NOT_STAFF"
+    return "AUTHENTICATION_FAILED"

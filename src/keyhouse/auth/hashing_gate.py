@@ -18,6 +18,8 @@ from contextlib import contextmanager
 
 from django.conf import settings
 
+from keyhouse.auth.signals import hashing_queue_changed, notify
+
 
 class HashingOverloaded(Exception):
     """Too many password verifications waiting; the API layer answers 503."""
@@ -61,6 +63,23 @@ class HashingGate:
                 self._avg_seconds = 0.8 * self._avg_seconds + 0.2 * elapsed
             self._semaphore.release()
 
+    def _full(self) -> bool:
+        """Whether one more login would have to be refused (call with the lock held)."""
+        if self._busy < self.slots:
+            return False
+        expected_wait = (self._waiting + 1) * self._avg_seconds / self.slots
+        return self._waiting >= self.max_waiters or expected_wait > self.max_wait
+
+    def check_capacity(self) -> None:
+        """Refuse at once, before any other work, when a login could not get a slot.
+
+        A flood then costs almost nothing per refused request: no database query,
+        no rate-limit write, no audit row.
+        """
+        with self._lock:
+            if self._full():
+                raise self._refuse()
+
     def _wait_for_slot(self) -> None:
         """Queue for a slot, unless the queue is full or would take too long."""
         with self._lock:
@@ -68,11 +87,14 @@ class HashingGate:
             if self._waiting >= self.max_waiters or expected_wait > self.max_wait:
                 raise self._refuse()
             self._waiting += 1
+        # Observers (ops/metrics.py) keep a per-process gauge; workers' values add up.
+        notify(hashing_queue_changed, HashingGate, delta=1)
         try:
             acquired = self._semaphore.acquire(timeout=self.max_wait)
         finally:
             with self._lock:
                 self._waiting -= 1
+            notify(hashing_queue_changed, HashingGate, delta=-1)
         if not acquired:
             raise self._refuse()
 

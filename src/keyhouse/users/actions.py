@@ -69,3 +69,18 @@ def set_active(user: User, active: bool) -> None:
     user.is_active = active
     user.save(update_fields=["is_active"])
     api_key_changed.send(sender=User, user=user, old_api_key=user.api_key)
+
+
+# --- Server staff (Django admin access; `keyhouse admin create`) ------------------
+
+
+def make_staff(user: User, password: str) -> None:
+    """Grant admin access with this password, in one transaction: never staff without it.
+
+    Staff accounts are full superusers: keyhouse has no per-model permissions.
+    """
+    with transaction.atomic():
+        change_password(user, password)  # raises PasswordTooWeakError
+        user.is_staff = True
+        user.is_superuser = True
+        user.save(update_fields=["is_staff", "is_superuser"])

@@ -31,7 +31,11 @@ class UserManager(BaseUserManager["User"]):
 
         Both sides are lower-cased by the database, so the match is consistent with
         the unique index on ``lower(delivery_email)``, which serves the lookup.
+        An email with NUL matches no one without a query: PostgreSQL refuses NUL in
+        text parameters with an error, where SQLite would simply find nobody.
         """
+        if "\x00" in email:
+            return self.none()
         return self.select_related("realm").filter(
             delivery_email__lower=Lower(Value(email.strip()))
         )
@@ -53,6 +57,9 @@ class User(AbstractBaseUser):
     avatar_version = models.PositiveIntegerField(default=1)
     enable_login_emails = models.BooleanField(default=True)
     api_key = models.CharField(max_length=32, unique=True, default=generate_api_key)
+    # Django admin access (server operators, not realm roles): `keyhouse admin create`.
+    is_staff = models.BooleanField(default=False)
+    is_superuser = models.BooleanField(default=False)
 
     objects = UserManager()
 
@@ -86,3 +93,14 @@ class User(AbstractBaseUser):
     @property
     def is_realm_admin(self) -> bool:
         return self.role in (Role.OWNER, Role.ADMINISTRATOR)
+
+    # --- Django admin permissions: all or nothing, no per-model grants ---------
+    def has_perm(self, perm: str, obj: object | None = None) -> bool:
+        """The admin asks per model; only an active staff superuser may do anything."""
+        return self.is_active and self.is_staff and self.is_superuser
+
+    def has_perms(self, perm_list: list[str], obj: object | None = None) -> bool:
+        return all(self.has_perm(perm, obj) for perm in perm_list)
+
+    def has_module_perms(self, app_label: str) -> bool:
+        return self.is_active and self.is_staff and self.is_superuser

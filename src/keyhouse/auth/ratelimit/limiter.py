@@ -9,6 +9,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from keyhouse.auth.ratelimit.stores import Rule, get_store
+from keyhouse.auth.signals import notify, rate_limited
 
 _APPLIED = "_keyhouse_ratelimits_applied"
 
@@ -61,6 +62,7 @@ def hit(request: HttpRequest | None, domain: str, entity: str) -> RateLimitResul
         applied.append(result)
         setattr(request, _APPLIED, applied)
     if answer.limited:
+        notify(rate_limited, RateLimited, domain=domain)  # observers: ops/metrics.py
         raise RateLimited(answer.secs_to_freedom)
     return result
 

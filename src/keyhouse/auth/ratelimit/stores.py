@@ -7,6 +7,7 @@ and across servers sharing the store.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from dataclasses import dataclass
@@ -56,12 +57,28 @@ def window_state(log: list[float], rules: list[Rule], now: float) -> tuple[int, 
     return max(0, n - len(live)), reset
 
 
+def _row_key(key: str) -> str:
+    """``key`` as the bucket column can hold it: long or NUL-bearing keys are hashed.
+
+    An LDAP username may be thousands of characters (MAX_PARAM_CHARS), and
+    PostgreSQL, unlike SQLite, refuses a value longer than the column and any NUL.
+    """
+    from keyhouse.auth.models import RateLimitBucket
+
+    limit = RateLimitBucket._meta.get_field("key").max_length or 300
+    if len(key) <= limit and "\x00" not in key:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{key[:200].replace(chr(0), '?')}:sha256:{digest}"
+
+
 class DatabaseStore:
     """One row per key holding its newest-first log; the row lock serializes hits."""
 
     def hit(self, key: str, rules: list[Rule]) -> StoreAnswer:
         from keyhouse.auth.models import RateLimitBucket
 
+        key = _row_key(key)
         keep = max(n for _, n in rules)
         horizon = max(w for w, _ in rules)
         with transaction.atomic():
@@ -90,13 +107,13 @@ class DatabaseStore:
     def clear(self, key: str) -> None:
         from keyhouse.auth.models import RateLimitBucket
 
-        RateLimitBucket.objects.filter(key=key).delete()
+        RateLimitBucket.objects.filter(key=_row_key(key)).delete()
 
     def refund(self, key: str, recorded: str) -> None:
         from keyhouse.auth.models import RateLimitBucket
 
         with transaction.atomic():
-            bucket = RateLimitBucket.objects.select_for_update().filter(key=key).first()
+            bucket = RateLimitBucket.objects.select_for_update().filter(key=_row_key(key)).first()
             if bucket is not None and float(recorded) in bucket.log:
                 bucket.log.remove(float(recorded))
                 bucket.save(update_fields=["log"])

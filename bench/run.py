@@ -1,0 +1,675 @@
+"""`make bench`: keyhouse's login and API throughput, against the Argon2 bound and a DRF peer.
+
+Figures and ratios, never pass/fail: targets are printed as MET / NOT MET and the
+run exits 0 whatever they say (it exits non-zero only if it could not measure).
+See docs/performance.md for what each figure means and what limits it.
+
+Every duration scales with BENCH_SECONDS (default 8: one measured run lasts 8 s,
+the flood 20 s, the whole run about 3 minutes after setup). Other knobs:
+BENCH_WORKERS (default: cores), BENCH_GROWTH_SIZES (default 1000,10000,100000),
+BENCH_FLOOD_SECONDS, BENCH_FLOOD_FACTOR (4), BENCH_FLOOD_API_RATE (20/s),
+BENCH_API_CONNECTIONS (8 x cores), BENCH_WRK_THREADS (1, for API runs).
+KEYHOUSE_ARGON2_* and the other KEYHOUSE_* tuning variables pass through to
+keyhouse; the Argon2 ones to the peer as well.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import argon2_bound  # noqa: E402
+import openloop  # noqa: E402
+from procstat import CpuMeter, MemorySampler  # noqa: E402
+from servers import (  # noqa: E402
+    BENCH,
+    HOST,
+    PEER_BIN,
+    PEER_DIR,
+    VENV_BIN,
+    child_env,
+    free_port,
+    inherited_settings,
+    keyhouse_server,
+    peer_server,
+    run_json,
+    write_requests,
+    wrk,
+)
+
+CORES = len(os.sched_getaffinity(0))
+PASSWORD = "bench-Argon2id-horse-battery-7"
+FORM = "application/x-www-form-urlencoded"
+LOGIN_TARGET = 0.95
+API_TARGET = 2.0
+# Cores used by other processes during a run above which the report warns.
+NOISY_OTHER_CORES = 0.25
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name) or default)
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
+
+
+@dataclass
+class Config:
+    seconds: float = field(default_factory=lambda: _env_float("BENCH_SECONDS", 8))
+    workers: int = field(default_factory=lambda: _env_int("BENCH_WORKERS", CORES))
+    api_connections: int = field(
+        default_factory=lambda: _env_int("BENCH_API_CONNECTIONS", 8 * CORES)
+    )
+    wrk_threads: int = field(default_factory=lambda: _env_int("BENCH_WRK_THREADS", 1))
+    flood_factor: float = field(default_factory=lambda: _env_float("BENCH_FLOOD_FACTOR", 4))
+    flood_api_rate: float = field(default_factory=lambda: _env_float("BENCH_FLOOD_API_RATE", 20))
+    flood_max_in_flight: int = field(
+        default_factory=lambda: _env_int("BENCH_FLOOD_MAX_IN_FLIGHT", 512)
+    )
+    growth_sizes: list[int] = field(
+        default_factory=lambda: [
+            int(x) for x in os.environ.get("BENCH_GROWTH_SIZES", "1000,10000,100000").split(",")
+        ]
+    )
+
+    @property
+    def run_seconds(self) -> int:
+        """One closed-loop run (wrk takes whole seconds)."""
+        return max(1, round(self.seconds))
+
+    @property
+    def flood_seconds(self) -> float:
+        return _env_float("BENCH_FLOOD_SECONDS", 2.5 * self.seconds)
+
+    @property
+    def levels(self) -> list[int]:
+        return sorted({1, 2 * CORES, 8 * CORES})
+
+    @property
+    def login_users(self) -> int:
+        # 4 per connection at the top level: a user is never in flight twice, so the
+        # per-username limit (5 / 30 min, cleared by each success) never triggers.
+        return 4 * max(self.levels)
+
+    @property
+    def api_users(self) -> int:
+        # The rest of the smallest growth size; at least enough that spreading the
+        # users/me load keeps every user under api_by_user (200 / min).
+        return max(200, self.growth_sizes[0] - self.login_users)
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def pct(values: list[float], p: float) -> float:
+    """Nearest-rank percentile; 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+
+def basic(email: str, key: str) -> str:
+    return "Basic " + base64.b64encode(f"{email}:{key}".encode()).decode()
+
+
+class Bench:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.out = BENCH / "out"
+        self.results: dict[str, Any] = {}
+        self.started = time.monotonic()
+        self.stage_seconds: dict[str, float] = {}
+
+    # --- data ------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        cfg = self.cfg
+        for d in ("keyhouse-data", "peer-data", "requests"):
+            shutil.rmtree(self.out / d, ignore_errors=True)
+        (self.out / "requests").mkdir(parents=True)
+        (self.out / "logs").mkdir(exist_ok=True)
+        self.kh_data = self.out / "keyhouse-data"
+        self.peer_data = self.out / "peer-data"
+        kh_env = child_env(KEYHOUSE_DATA_DIR=str(self.kh_data))
+        subprocess.run(
+            [str(VENV_BIN / "keyhouse"), "realm", "create", "--subdomain", "", "--name", "Bench"],
+            env=kh_env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=300,
+        )
+        seed = run_json(
+            [
+                str(VENV_BIN / "python"),
+                str(BENCH / "seed.py"),
+                "init",
+                "--login-users",
+                str(cfg.login_users),
+                "--api-users",
+                str(cfg.api_users),
+                "--password",
+                PASSWORD,
+            ],
+            kh_env,
+        )
+        self.seed = seed
+        a = seed["argon2"]
+        self.argon2_env = {
+            "KEYHOUSE_ARGON2_MEMORY_COST": str(a["memory_cost"]),
+            "KEYHOUSE_ARGON2_TIME_COST": str(a["time_cost"]),
+            "KEYHOUSE_ARGON2_PARALLELISM": str(a["parallelism"]),
+        }
+        peer_env = child_env(PEER_DATA_DIR=str(self.peer_data), **self.argon2_env)
+        peer = run_json(
+            [
+                str(PEER_BIN / "python"),
+                "seed.py",
+                "--login-users",
+                str(cfg.login_users),
+                "--api-users",
+                str(cfg.api_users),
+                "--password",
+                PASSWORD,
+            ],
+            peer_env,
+            cwd=PEER_DIR,
+        )
+        self.peer_seed = peer
+        kh_params = seed["password_hash"].split("$")[3]
+        peer_params = peer["password_hash"].split("$")[3]
+        if kh_params != peer_params:
+            raise RuntimeError(
+                f"Argon2 parameters differ: keyhouse {kh_params}, peer {peer_params}"
+            )
+
+        r = self.out / "requests"
+        self.req = {
+            "kh_login": write_requests(
+                r / "kh_login.tsv",
+                [
+                    (
+                        "POST",
+                        "/api/v1/fetch_api_key",
+                        "Content-Type",
+                        FORM,
+                        urlencode({"username": e, "password": PASSWORD}),
+                    )
+                    for e in seed["login"]
+                ],
+            ),
+            "kh_me": write_requests(
+                r / "kh_me.tsv",
+                [
+                    ("GET", "/api/v1/users/me", "Authorization", basic(e, k), "")
+                    for e, k in seed["api"]
+                ],
+            ),
+            "kh_me_fixed": write_requests(
+                r / "kh_me_fixed.tsv",
+                [("GET", "/api/v1/users/me", "Authorization", basic(*seed["api"][0]), "")],
+            ),
+            "peer_login": write_requests(
+                r / "peer_login.tsv",
+                [
+                    (
+                        "POST",
+                        "/api-token-auth/",
+                        "Content-Type",
+                        FORM,
+                        urlencode({"username": e, "password": PASSWORD}),
+                    )
+                    for e in peer["login"]
+                ],
+            ),
+            "peer_me": write_requests(
+                r / "peer_me.tsv",
+                [("GET", "/me", "Authorization", f"Token {t}", "") for t in peer["api"]],
+            ),
+        }
+        self.results["setup"] = {
+            "cores": CORES,
+            "workers": cfg.workers,
+            "threads_per_worker": seed["server"]["threads"],
+            "hashing_slots_per_worker": seed["server"]["hashing_slots"]
+            or max(1, math.ceil(CORES / cfg.workers)),
+            "hashing_max_wait_s": seed["server"]["hashing_max_wait"],
+            "hashing_max_waiters": seed["server"]["hashing_max_waiters"],
+            "argon2": a,
+            "argon2_encoded_params": kh_params,
+            "login_users": cfg.login_users,
+            "api_users": cfg.api_users,
+            "bench_seconds": cfg.seconds,
+            "inherited_keyhouse_settings": inherited_settings(),
+        }
+
+    # --- measurements -----------------------------------------------------------
+
+    def measure_bound(self) -> None:
+        log(f"Argon2 bound: {CORES} processes x {self.cfg.seconds:g}s")
+        with CpuMeter(os.getpid()) as cpu:
+            self.bound = argon2_bound.measure(
+                self.seed["password_hash"], PASSWORD, self.cfg.seconds, CORES
+            )
+        self.bound["other_cores"] = cpu.result["other_cores"]
+        self.results["argon2_bound"] = self.bound
+
+    def _run(
+        self,
+        server_pid: int,
+        port: int,
+        reqs: Path,
+        conns: int,
+        threads: int,
+        seconds: int | None = None,
+    ) -> dict[str, Any]:
+        with CpuMeter(server_pid) as cpu:
+            result = wrk(port, reqs, conns, threads, seconds or self.cfg.run_seconds)
+        result["cpu"] = cpu.result
+        return result
+
+    def _warm(self, port: int, *reqs: Path) -> None:
+        for r in reqs:
+            wrk(port, r, 2, 2, 1)
+
+    def closed_loop(self, name: str, server_ctx: Any, login: Path, me: Path) -> dict[str, Any]:
+        cfg = self.cfg
+        out: dict[str, Any] = {"logins": [], "api": None}
+        with server_ctx as server:
+            self._warm(server.port, login, me)
+            out["rss_before_mib"] = round(MemorySampler(server.pid).sample()[0] / 1024, 1)
+            for c in cfg.levels:
+                r = self._run(server.pid, server.port, login, c, c)
+                r["ratio_to_bound"] = round(r["ok_per_s"] / self.bound["per_second"], 3)
+                log(
+                    f"{name} logins c={c}: {r['ok_per_s']}/s ok, ratio {r['ratio_to_bound']}, "
+                    f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, statuses {r['statuses']}"
+                )
+                out["logins"].append(r)
+            c = cfg.api_connections
+            r = self._run(server.pid, server.port, me, c, min(c, cfg.wrk_threads))
+            log(
+                f"{name} API c={c}: {r['ok_per_s']}/s ok, p50 {r['p50_ms']} ms, "
+                f"p99 {r['p99_ms']} ms, statuses {r['statuses']}"
+            )
+            out["api"] = r
+            # glibc keeps freed Argon2 buffers in per-thread arenas: RSS after logins shows it.
+            out["rss_after_mib"] = round(MemorySampler(server.pid).sample()[0] / 1024, 1)
+        return out
+
+    def measure_keyhouse(self) -> None:
+        port = free_port()
+        ctx = keyhouse_server(
+            self.kh_data, port, self.cfg.workers, self.out / "logs" / "keyhouse.log"
+        )
+        self.results["keyhouse"] = self.closed_loop(
+            "keyhouse", ctx, self.req["kh_login"], self.req["kh_me"]
+        )
+
+    def measure_peer(self) -> None:
+        port = free_port()
+        ctx = peer_server(
+            self.peer_data,
+            port,
+            self.cfg.workers,
+            self.results["setup"]["threads_per_worker"],
+            self.out / "logs" / "peer.log",
+            self.argon2_env,
+        )
+        self.results["peer"] = self.closed_loop(
+            "peer", ctx, self.req["peer_login"], self.req["peer_me"]
+        )
+
+    def measure_overload(self) -> None:
+        cfg, seed = self.cfg, self.seed
+        port = free_port()
+        host = f"{HOST}:{port}"
+        logins = [
+            openloop.raw_request(
+                "POST",
+                "/api/v1/fetch_api_key",
+                host,
+                {"Content-Type": FORM},
+                urlencode({"username": e, "password": PASSWORD}),
+            )
+            for e in seed["login"]
+        ]
+        me = [
+            openloop.raw_request("GET", "/api/v1/users/me", host, {"Authorization": basic(e, k)})
+            for e, k in seed["api"]
+        ]
+        flood_rate = cfg.flood_factor * self.bound["per_second"]
+        # Login limits off: every attempt reaches the hashing gate, as a flood spread
+        # over many usernames and addresses would. API limits stay on.
+        with keyhouse_server(
+            self.kh_data,
+            port,
+            cfg.workers,
+            self.out / "logs" / "overload.log",
+            KEYHOUSE_RATE_LIMITING_AUTHENTICATE="false",
+        ) as server:
+            self._warm(port, self.req["kh_me"])
+            idle = openloop.Stream("api", me, cfg.flood_api_rate, 64)
+            openloop.run(HOST, port, [idle], max(2.0, cfg.seconds / 2))
+            sampler = MemorySampler(server.pid)
+            idle_rss, idle_pss = sampler.sample()
+            log(
+                f"overload: {flood_rate:.0f} logins/s offered for {cfg.flood_seconds:g}s "
+                f"with {cfg.flood_api_rate:g} users/me/s"
+            )
+            flood = openloop.Stream("flood", logins, flood_rate, cfg.flood_max_in_flight)
+            api = openloop.Stream("api", me[len(me) // 2 :], cfg.flood_api_rate, 64)
+            with sampler, CpuMeter(server.pid) as cpu:
+                wall = openloop.run(HOST, port, [flood, api], cfg.flood_seconds)
+
+        statuses: dict[str, int] = {}
+        for o in flood.outcomes:
+            statuses[str(o.status)] = statuses.get(str(o.status), 0) + 1
+        answered = [o for o in flood.outcomes if o.status]
+        refused = [o.latency * 1000 for o in answered if o.status in (503, 429)]
+        ok = sum(1 for o in answered if o.status == 200)
+        ok_lat = [o.latency * 1000 for o in answered if o.status == 200]
+
+        def api_summary(stream: openloop.Stream) -> dict[str, Any]:
+            lat = [o.latency * 1000 for o in stream.outcomes if o.status == 200]
+            return {
+                "rate_per_s": stream.rate,
+                "sent": len(stream.outcomes),
+                "ok": len(lat),
+                "non_200": len(stream.outcomes) - len(lat),
+                "dropped": stream.dropped,
+                "p50_ms": round(pct(lat, 50), 2),
+                "p99_ms": round(pct(lat, 99), 2),
+            }
+
+        self.results["overload"] = {
+            "offered_per_s": round(flood_rate, 1),
+            "seconds": round(cfg.flood_seconds, 1),
+            "wall_seconds": round(wall, 1),
+            "scheduled": flood.scheduled,
+            "dropped_at_client_cap": flood.dropped,
+            "unanswered_after_drain": flood.unanswered,
+            "max_in_flight": cfg.flood_max_in_flight,
+            "answered": len(answered),
+            "connection_errors": len(flood.outcomes) - len(answered),
+            "statuses": statuses,
+            "ok_per_s": round(ok / cfg.flood_seconds, 1),
+            "ok_ratio_to_bound": round(ok / cfg.flood_seconds / self.bound["per_second"], 3),
+            "ok_p50_ms": round(pct(ok_lat, 50), 1),
+            "ok_p99_ms": round(pct(ok_lat, 99), 1),
+            "refused_share": round(len(refused) / max(1, len(answered)), 3),
+            "refused_p50_ms": round(pct(refused, 50), 2),
+            "refused_p99_ms": round(pct(refused, 99), 2),
+            "other_5xx": sum(1 for o in answered if o.status >= 500 and o.status != 503),
+            "idle_rss_mib": round(idle_rss / 1024, 1),
+            "peak_rss_mib": round(sampler.peak_rss_kib / 1024, 1),
+            "idle_pss_mib": round(idle_pss / 1024, 1),
+            "peak_pss_mib": round(sampler.peak_pss_kib / 1024, 1),
+            "rss_samples": sampler.samples,
+            "api_idle": api_summary(idle),
+            "api_during_flood": api_summary(api),
+            "cpu": cpu.result,
+        }
+        o = self.results["overload"]
+        log(
+            f"overload: statuses {statuses}, refused share {o['refused_share']}, "
+            f"refused p99 {o['refused_p99_ms']} ms, peak RSS {o['peak_rss_mib']} MiB, "
+            f"API p99 idle {o['api_idle']['p99_ms']} ms / flood "
+            f"{o['api_during_flood']['p99_ms']} ms"
+        )
+
+    def measure_growth(self) -> None:
+        cfg = self.cfg
+        port = free_port()
+        kh_env = child_env(KEYHOUSE_DATA_DIR=str(self.kh_data))
+        rows = []
+        # One fixed user, so api_by_user (200/min) would refuse the run: limits off.
+        with keyhouse_server(
+            self.kh_data,
+            port,
+            cfg.workers,
+            self.out / "logs" / "growth.log",
+            KEYHOUSE_RATE_LIMITING="false",
+        ) as server:
+            for size in cfg.growth_sizes:
+                grown = run_json(
+                    [
+                        str(VENV_BIN / "python"),
+                        str(BENCH / "seed.py"),
+                        "grow",
+                        "--total",
+                        str(size),
+                    ],
+                    kh_env,
+                )
+                self._warm(port, self.req["kh_me_fixed"])
+                c = cfg.api_connections
+                r = self._run(server.pid, port, self.req["kh_me_fixed"], c, min(c, cfg.wrk_threads))
+                r["users"] = grown["users"]
+                r["insert_seconds"] = grown["insert_seconds"]
+                r["lookup_plan"] = grown["lookup_plan"]
+                log(
+                    f"growth {grown['users']} users: {r['ok_per_s']}/s ok, p50 {r['p50_ms']} ms, "
+                    f"p99 {r['p99_ms']} ms (inserted {grown['inserted']} in "
+                    f"{grown['insert_seconds']}s)"
+                )
+                rows.append(r)
+        first = rows[0]["ok_per_s"] or 1
+        self.results["growth"] = {
+            "rows": rows,
+            "last_to_first": round(rows[-1]["ok_per_s"] / first, 3),
+        }
+
+    # --- report -------------------------------------------------------------------
+
+    def _all_cpu(self) -> list[dict[str, Any]]:
+        r = self.results
+        runs = [*r["keyhouse"]["logins"], r["keyhouse"]["api"], *r["peer"]["logins"]]
+        runs += [r["peer"]["api"], r["overload"], *r["growth"]["rows"]]
+        return [run["cpu"] for run in runs]
+
+    def targets(self) -> dict[str, Any]:
+        kh, peer = self.results["keyhouse"], self.results["peer"]
+        kh_best = max(kh["logins"], key=lambda r: r["ratio_to_bound"])
+        peer_best = max(peer["logins"], key=lambda r: r["ratio_to_bound"])
+        api_ratio = kh["api"]["ok_per_s"] / max(0.1, peer["api"]["ok_per_s"])
+        return {
+            "login_ratio": {
+                "target": f">= {LOGIN_TARGET}",
+                "value": kh_best["ratio_to_bound"],
+                "at_concurrency": kh_best["connections"],
+                "met": kh_best["ratio_to_bound"] >= LOGIN_TARGET,
+            },
+            "login_ratio_vs_peer": {
+                "target": ">= peer's",
+                "keyhouse": kh_best["ratio_to_bound"],
+                "peer": peer_best["ratio_to_bound"],
+                "met": kh_best["ratio_to_bound"] >= peer_best["ratio_to_bound"],
+            },
+            "api_vs_peer": {
+                "target": f">= {API_TARGET}x",
+                "keyhouse_per_s": kh["api"]["ok_per_s"],
+                "peer_per_s": peer["api"]["ok_per_s"],
+                "ratio": round(api_ratio, 2),
+                "met": api_ratio >= API_TARGET,
+            },
+        }
+
+    def markdown(self) -> str:
+        r = self.results
+        s, b = r["setup"], r["argon2_bound"]
+        kh, peer, ov, gr, t = r["keyhouse"], r["peer"], r["overload"], r["growth"], r["targets"]
+        met = {True: "MET", False: "NOT MET"}
+
+        def non200(run: dict[str, Any]) -> str:
+            bad = {k: v for k, v in run["statuses"].items() if k != "200"}
+            bad.update(run["socket_errors"])
+            return ", ".join(f"{k}: {v}" for k, v in sorted(bad.items())) or "-"
+
+        def cpu(run: dict[str, Any]) -> str:
+            c = run["cpu"]
+            workers = "+".join(str(x) for x in c["per_process_cores"][1:])
+            return f"{c['server_cores']} ({workers}) / {c['loadgen_cores']} / {c['other_cores']}"
+
+        a = s["argon2"]
+        lines = [
+            f"## keyhouse benchmark ({s['cores']} cores, {s['workers']} workers x "
+            f"{s['threads_per_worker']} threads, {s['hashing_slots_per_worker']} hashing "
+            f"slot(s) per worker, Argon2id m={a['memory_cost']} KiB t={a['time_cost']} "
+            f"p={a['parallelism']}, runs of {self.cfg.run_seconds} s)",
+            "",
+            f"**Argon2 bound**: {b['per_second']} verifications/s on {b['processes']} processes "
+            f"({b['ms_per_verification_cpu']} ms CPU each; other processes used "
+            f"{b['other_cores']} cores meanwhile).",
+            "",
+            "### Logins: keyhouse `POST /api/v1/fetch_api_key` vs DRF `POST /api-token-auth/`",
+            "",
+            "| concurrency | keyhouse ok/s | p50 ms | p99 ms | / bound | non-200 "
+            "| CPU srv/gen/other | peer ok/s | p50 ms | p99 ms | / bound | non-200 "
+            "| CPU srv/gen/other |",
+            "|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---|---|",
+        ]
+        for k, p in zip(kh["logins"], peer["logins"], strict=True):
+            lines.append(
+                f"| {k['connections']} | {k['ok_per_s']} | {k['p50_ms']} | {k['p99_ms']} | "
+                f"{k['ratio_to_bound']} | {non200(k)} | {cpu(k)} | {p['ok_per_s']} | "
+                f"{p['p50_ms']} | {p['p99_ms']} | {p['ratio_to_bound']} | {non200(p)} | {cpu(p)} |"
+            )
+        ka, pa = kh["api"], peer["api"]
+        lines += [
+            "",
+            f"### API-key requests ({ka['connections']} connections, spread over "
+            f"{s['api_users']} users)",
+            "",
+            "| endpoint | ok/s | p50 ms | p99 ms | non-200 | CPU srv/gen/other |",
+            "|---|---:|---:|---:|---|---|",
+            f"| keyhouse `GET /api/v1/users/me` (Basic, rate limits on) | {ka['ok_per_s']} | "
+            f"{ka['p50_ms']} | {ka['p99_ms']} | {non200(ka)} | {cpu(ka)} |",
+            f"| peer `GET /me` (Token) | {pa['ok_per_s']} | {pa['p50_ms']} | {pa['p99_ms']} | "
+            f"{non200(pa)} | {cpu(pa)} |",
+            "",
+            "### Targets (reported, never enforced)",
+            "",
+            f"- keyhouse login throughput / Argon2 bound {t['login_ratio']['target']}: "
+            f"**{met[t['login_ratio']['met']]}** ({t['login_ratio']['value']} at concurrency "
+            f"{t['login_ratio']['at_concurrency']})",
+            f"- keyhouse login ratio >= peer's: **{met[t['login_ratio_vs_peer']['met']]}** "
+            f"(keyhouse {t['login_ratio_vs_peer']['keyhouse']}, peer "
+            f"{t['login_ratio_vs_peer']['peer']})",
+            f"- keyhouse users/me >= {API_TARGET:g}x peer /me: "
+            f"**{met[t['api_vs_peer']['met']]}** ({t['api_vs_peer']['keyhouse_per_s']}/s vs "
+            f"{t['api_vs_peer']['peer_per_s']}/s = {t['api_vs_peer']['ratio']}x)",
+            "",
+            f"### Overload: {ov['offered_per_s']} logins/s offered "
+            f"({self.cfg.flood_factor:g}x the bound) for {ov['seconds']} s, login limits off",
+            "",
+            "| figure | value |",
+            "|---|---|",
+            f"| flood answers by status | {ov['statuses']} |",
+            f"| fast 503/429 share; their p50 / p99 | {ov['refused_share']}; "
+            f"{ov['refused_p50_ms']} / {ov['refused_p99_ms']} ms |",
+            f"| successful logins during the flood | {ov['ok_per_s']}/s "
+            f"({ov['ok_ratio_to_bound']} of the bound), p50 / p99 {ov['ok_p50_ms']} / "
+            f"{ov['ok_p99_ms']} ms |",
+            f"| 5xx other than 503; connection errors; not sent (client cap "
+            f"{ov['max_in_flight']} in flight); unanswered {openloop.DRAIN_SECONDS:g} s after "
+            f"the flood | {ov['other_5xx']}; {ov['connection_errors']}; "
+            f"{ov['dropped_at_client_cap']}; {ov['unanswered_after_drain']} |",
+            f"| server RSS (master + workers) idle -> peak | {ov['idle_rss_mib']} -> "
+            f"{ov['peak_rss_mib']} MiB (PSS {ov['idle_pss_mib']} -> {ov['peak_pss_mib']} MiB) |",
+            f"| users/me at {ov['api_idle']['rate_per_s']:g}/s, idle: p50 / p99 | "
+            f"{ov['api_idle']['p50_ms']} / {ov['api_idle']['p99_ms']} ms "
+            f"(non-200: {ov['api_idle']['non_200']}) |",
+            f"| users/me at {ov['api_during_flood']['rate_per_s']:g}/s, during the flood: "
+            f"p50 / p99 | {ov['api_during_flood']['p50_ms']} / "
+            f"{ov['api_during_flood']['p99_ms']} ms (non-200: "
+            f"{ov['api_during_flood']['non_200']}) |",
+            f"| CPU srv/gen/other (cores) | {cpu(ov)} |",
+            "",
+            "### Growth: `GET /api/v1/users/me` for one fixed user, rate limits off",
+            "",
+            "| users | ok/s | p50 ms | p99 ms | non-200 | CPU srv/gen/other | lookup plan |",
+            "|---:|---:|---:|---:|---|---|---|",
+        ]
+        for g in gr["rows"]:
+            plan = " ".join(g["lookup_plan"].split())
+            lines.append(
+                f"| {g['users']} | {g['ok_per_s']} | {g['p50_ms']} | {g['p99_ms']} | "
+                f"{non200(g)} | {cpu(g)} | `{plan}` |"
+            )
+        lines += [
+            "",
+            f"Largest / smallest size throughput: {gr['last_to_first']} (flat is 1.0).",
+            "",
+            f"Server RSS (master + workers) before -> after the closed-loop runs: keyhouse "
+            f"{kh['rss_before_mib']} -> {kh['rss_after_mib']} MiB, peer "
+            f"{peer['rss_before_mib']} -> {peer['rss_after_mib']} MiB.",
+            "",
+            "CPU columns: cores busy in the server (each worker) / the load generator / "
+            "everything else on the machine.",
+        ]
+        busiest = max(self._all_cpu(), key=lambda c: c["other_cores"])
+        if max(busiest["other_cores"], b["other_cores"]) > NOISY_OTHER_CORES:
+            lines += [
+                "",
+                f"**WARNING: the machine was busy** (up to "
+                f"{max(busiest['other_cores'], b['other_cores'])} cores used by other "
+                f"processes during a run, {b['other_cores']} during the Argon2 bound): "
+                f"these figures are noisy. Re-run on an idle machine.",
+            ]
+        return "\n".join(lines)
+
+    def run(self) -> None:
+        stages = [
+            ("prepare", self.prepare),
+            ("argon2_bound", self.measure_bound),
+            ("keyhouse", self.measure_keyhouse),
+            ("peer", self.measure_peer),
+            ("overload", self.measure_overload),
+            ("growth", self.measure_growth),
+        ]
+        for name, stage in stages:
+            t0 = time.monotonic()
+            log(f"stage {name}")
+            stage()
+            self.stage_seconds[name] = round(time.monotonic() - t0, 1)
+        self.results["targets"] = self.targets()
+        self.results["meta"] = {
+            "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "stage_seconds": self.stage_seconds,
+            "wall_seconds": round(time.monotonic() - self.started, 1),
+            "loadavg_at_end": os.getloadavg(),
+        }
+        report = self.markdown()
+        path = self.out / "results.json"
+        path.write_text(json.dumps(self.results, indent=2) + "\n")
+        (self.out / "results.md").write_text(report + "\n")
+        print(report)
+        print()
+        print("```json")
+        print(json.dumps(self.results, indent=2))
+        print("```")
+        log(f"wrote {path} and results.md in {self.results['meta']['wall_seconds']} s")
+
+
+def main() -> int:
+    Bench(Config()).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
