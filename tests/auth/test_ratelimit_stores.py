@@ -34,9 +34,10 @@ def test_refusals_are_not_recorded(settings, ratelimit_store: str) -> None:  # t
         with pytest.raises(RateLimited):
             hit(None, "test", entity)
     store = get_store()
-    assert type(store).__name__ == {"database": "DatabaseStore", "redis": "RedisStore"}[
-        ratelimit_store
-    ]
+    assert (
+        type(store).__name__
+        == {"database": "DatabaseStore", "redis": "RedisStore"}[ratelimit_store]
+    )
 
 
 def test_refund_gives_the_hit_back(settings, ratelimit_store: str) -> None:  # type: ignore[no-untyped-def]

@@ -37,6 +37,7 @@ def fetch_api_key(request: HttpRequest) -> dict[str, Any]:
         raise InvalidSubdomainError()
     if not ldap_auth_enabled(realm):
         validate_login_email(username)
+
     # From here on the request is a login attempt: exactly one audit entry each.
     def audit(outcome: str, reason: str, user: User | None = None) -> None:
         record_login_attempt(
