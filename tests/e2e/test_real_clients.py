@@ -54,7 +54,9 @@ def run_zulip_term(
     driver = [sys.executable, str(DRIVER), "--transcript", str(transcript), "--timeout", "90"]
     transcript.unlink(missing_ok=True)  # never read a previous run's transcript
     result = subprocess.run(
-        [*driver, str(clients_venv / "bin" / "zulip-term"), base_url, str(zuliprc), *credentials],
+        # "--": a random password may start with "-" and must not read as an option.
+        [*driver, "--", str(clients_venv / "bin" / "zulip-term"), base_url, str(zuliprc),
+         *credentials],  # fmt: skip
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

@@ -146,7 +146,9 @@ def test_djangos_request_extra_is_never_written(
     from django.test import RequestFactory
 
     request = RequestFactory().get("/api/v1/fetch_api_key?password=hunter2-secret")
-    logging.getLogger("django.request").error(
+    # django.request logs only at CRITICAL in keyhouse (settings.LOGGING); the
+    # formatter must be safe whatever the level.
+    logging.getLogger("django.request").critical(
         "Internal Server Error: %s", request.path, extra={"status_code": 500, "request": request}
     )
     (entry,) = lines(json_log)

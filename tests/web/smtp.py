@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import re
 import socket
 import threading
@@ -22,6 +23,10 @@ from aiosmtpd.controller import Controller
 from pytest_django.fixtures import Settings
 
 from keyhouse.mail import wait_for_pending
+
+# aiosmtpd logs every connection at INFO from its own thread, sometimes after
+# pytest has closed the stream it captured: "--- Logging error ---" noise.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 @dataclass

@@ -104,15 +104,18 @@ def run_checks(checks: dict[str, tuple[Check, float]]) -> dict[str, str]:
     finish on its own (its own socket timeouts bound it).
     """
     results: dict[str, str] = {}
+    failures: dict[str, str] = {}
     threads: dict[str, tuple[threading.Thread, float]] = {}
     started = time.monotonic()
 
     def run(name: str, check: Check, timeout: float) -> None:
+        # No logging here: a check that outlives its deadline would log long after
+        # the request, into whatever the process is doing by then.
         try:
             check(timeout)
         except Exception as exc:  # any failure means "not ready", never a 500
             detail = str(exc).replace("\n", " ")[:200]
-            logger.warning("Readiness check %s failed: %s: %s", name, type(exc).__name__, detail)
+            failures[name] = f"{type(exc).__name__}: {detail}"
             results[name] = ERROR
         else:
             results[name] = OK
@@ -127,6 +130,8 @@ def run_checks(checks: dict[str, tuple[Check, float]]) -> dict[str, str]:
         thread.join(max(0.0, deadline - time.monotonic()))
         if name not in results:
             logger.warning("Readiness check %s timed out", name)
+        elif name in failures:
+            logger.warning("Readiness check %s failed: %s", name, failures[name])
     return {name: results.get(name, TIMEOUT) for name in checks}
 
 
