@@ -55,8 +55,14 @@ def run_zulip_term(
     transcript.unlink(missing_ok=True)  # never read a previous run's transcript
     result = subprocess.run(
         # "--": a random password may start with "-" and must not read as an option.
-        [*driver, "--", str(clients_venv / "bin" / "zulip-term"), base_url, str(zuliprc),
-         *credentials],  # fmt: skip
+        [
+            *driver,
+            "--",
+            str(clients_venv / "bin" / "zulip-term"),
+            base_url,
+            str(zuliprc),
+            *credentials,
+        ],  # fmt: skip
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
