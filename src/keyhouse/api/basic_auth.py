@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -18,14 +17,12 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from keyhouse.api.account_checks import validate_account_and_subdomain
 from keyhouse.api.errors import JsonableError, UnauthorizedError
 from keyhouse.auth.ratelimit import hit
-from keyhouse.realms.resolve import get_subdomain
 from keyhouse.users import api_key_cache
 from keyhouse.users.api_keys import has_api_key_format
 from keyhouse.users.models import User
-
-logger = logging.getLogger("keyhouse.api.auth")
 
 
 def get_basic_credentials(request: HttpRequest) -> tuple[str, str]:
@@ -77,19 +74,10 @@ def validate_api_key(request: HttpRequest, email: str, api_key: str) -> User:
     user = user_for_api_key(email, api_key)
     if user is None:
         raise UnauthorizedError("Invalid API key")
-    if user.realm.deactivated:
-        raise UnauthorizedError("This organization has been deactivated")
-    if not user.is_active:
-        raise UnauthorizedError("Account is deactivated")
-    subdomain = get_subdomain(request)
-    if user.realm.subdomain != subdomain:
-        logger.warning(
-            "User %s (%s) attempted to access API on wrong subdomain (%s)",
-            user.id,
-            user.realm.display_subdomain,
-            subdomain,
-        )
-        raise UnauthorizedError("Account is not associated with this subdomain")
+    try:
+        validate_account_and_subdomain(request, user)
+    except JsonableError as exc:  # Zulip's authenticated_rest_api_view wraps them all
+        raise UnauthorizedError(exc.msg) from None
     return user
 
 

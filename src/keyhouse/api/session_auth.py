@@ -7,7 +7,6 @@ browser on any site's behalf, an Authorization header is not.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -16,18 +15,12 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 
+from keyhouse.api.account_checks import validate_account_and_subdomain
 from keyhouse.api.errors import (
     CsrfFailedError,
-    JsonableError,
-    RealmDeactivatedError,
     UnauthorizedError,
-    UserDeactivatedError,
 )
 from keyhouse.auth.ratelimit import hit
-from keyhouse.realms.resolve import get_subdomain
-from keyhouse.users.models import User
-
-logger = logging.getLogger("keyhouse.api.auth")
 
 
 class _CsrfCheck(CsrfViewMiddleware):
@@ -45,23 +38,6 @@ def enforce_csrf(request: HttpRequest) -> None:
         raise CsrfFailedError(str(reason))
 
 
-def validate_session_account(request: HttpRequest, user: User) -> None:
-    """Zulip's validate_account_and_subdomain, for a session user."""
-    if user.realm.deactivated:
-        raise RealmDeactivatedError()
-    if not user.is_active:
-        raise UserDeactivatedError()
-    subdomain = get_subdomain(request)
-    if user.realm.subdomain != subdomain:
-        logger.warning(
-            "User %s (%s) attempted to access API on wrong subdomain (%s)",
-            user.id,
-            user.realm.display_subdomain,
-            subdomain,
-        )
-        raise JsonableError("Account is not associated with this subdomain")
-
-
 def session_user_required(view: Callable[..., Any]) -> Callable[..., Any]:
     """Signed-in browser session, CSRF token, per-user rate limit, right subdomain."""
 
@@ -73,7 +49,7 @@ def session_user_required(view: Callable[..., Any]) -> Callable[..., Any]:
         enforce_csrf(request)
         if settings.RATE_LIMITING:
             hit(request, "api_by_user", str(user.id))
-        validate_session_account(request, user)
+        validate_account_and_subdomain(request, user)
         return view(request, user, *args, **kwargs)
 
     return wrapper
