@@ -170,10 +170,10 @@ HIDE_ACCOUNT_STATE: bool = _setting(
 # sets the slots so that all workers together use every core once.
 HASHING_SLOTS: int = int(_setting("HASHING_SLOTS", 0, "KEYHOUSE_HASHING_SLOTS", int))  # 0: cores
 HASHING_MAX_WAIT: float = float(
-    _setting("HASHING_MAX_WAIT", 0.5, "KEYHOUSE_HASHING_MAX_WAIT", float)
+    _setting("HASHING_MAX_WAIT", 2.0, "KEYHOUSE_HASHING_MAX_WAIT", float)
 )
 HASHING_MAX_WAITERS: int = int(
-    _setting("HASHING_MAX_WAITERS", 8, "KEYHOUSE_HASHING_MAX_WAITERS", int)
+    _setting("HASHING_MAX_WAITERS", 12, "KEYHOUSE_HASHING_MAX_WAITERS", int)
 )
 # Threads per gunicorn worker; keep well above HASHING_MAX_WAITERS.
 SERVER_THREADS: int = int(_setting("SERVER_THREADS", 16, "KEYHOUSE_SERVER_THREADS", int))

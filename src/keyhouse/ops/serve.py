@@ -24,7 +24,8 @@ class KeyhouseServer(BaseApplication):
 
     def load_config(self) -> None:
         for key, value in self.options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # e.g. the control socket exists from gunicorn 25 on
+                self.cfg.set(key, value)
 
     def load(self) -> Any:
         from keyhouse.wsgi import application
