@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from django.test import Client
@@ -15,9 +16,9 @@ from tests.api.helpers import json_body
 from tests.conftest import PASSWORD, basic_auth
 
 
-@pytest.fixture
-def saturated(settings: Settings) -> Iterator[None]:
-    """Every slot of this process's pool busy, and no room to wait."""
+@contextmanager
+def every_slot_held(settings: Settings) -> Iterator[None]:
+    """Every slot of this process's pool busy (another thread holds it), no room to wait."""
     settings.HASHING_SLOTS = 1
     settings.HASHING_MAX_WAIT = 0.1
     settings.HASHING_MAX_WAITERS = 0
@@ -32,9 +33,17 @@ def saturated(settings: Settings) -> Iterator[None]:
     thread = threading.Thread(target=hold)
     thread.start()
     assert holding.wait(5)
-    yield
-    release.set()
-    thread.join(5)
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join(5)
+
+
+@pytest.fixture
+def saturated(settings: Settings) -> Iterator[None]:
+    with every_slot_held(settings):
+        yield
 
 
 def test_login_during_flood_gets_503(client: Client, user: User, saturated: None) -> None:
@@ -77,29 +86,12 @@ def test_refusals_do_not_count_against_the_user(
     client: Client, user: User, settings: Settings
 ) -> None:
     """Five "busy" answers must not lock a real user out for half an hour."""
-    settings.HASHING_SLOTS = 1
-    settings.HASHING_MAX_WAIT = 0.1
-    settings.HASHING_MAX_WAITERS = 0
-    gate = get_gate()
-    release, holding = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with gate.slot():
-            holding.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    assert holding.wait(5)
-    try:
+    with every_slot_held(settings):
         for _ in range(7):
             response = client.post(
                 "/api/v1/fetch_api_key", {"username": "hamlet@example.com", "password": "x"}
             )
             assert response.status_code == 503
-    finally:
-        release.set()
-        thread.join(5)
     response = client.post(
         "/api/v1/fetch_api_key", {"username": "hamlet@example.com", "password": PASSWORD}
     )
