@@ -12,7 +12,6 @@ without the `ldap` extra (`make serve`'s); LDAP tests then skip, or fail under C
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from tests.ci import missing
 
 if TYPE_CHECKING:
     from tests.ldap_server import Slapd
@@ -30,9 +31,7 @@ MODES = ("append_domain", "email_attr")
 
 def _missing(reason: str) -> None:
     """Under CI a missing LDAP piece is a broken setup, not a reason to skip quietly."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}: run `make services` (ci/ensure-services.sh)", pytrace=False)
-    pytest.skip(f"{reason} (run `make services`, then `make test`)", allow_module_level=True)
+    missing(f"{reason}: run `make services`, then `make test`", module_level=True)
 
 
 def import_ldap() -> ModuleType:

@@ -24,6 +24,7 @@ from aiosmtpd.controller import Controller
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from tests.browser.helpers import REALM_NAME, Shot, WebServer
+from tests.ci import missing
 from tests.e2e.harness import REPO_ROOT, keyhouse_cli, start_server, stop
 from tests.web.smtp import Collector, free_port
 
@@ -54,10 +55,7 @@ def chromium_path() -> Path:
     Autouse, so a missing browser skips before any server is started.
     """
     if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: run `make services` (apt-get install chromium)"
-        if os.environ.get("CI", "").lower() not in {"", "0", "false", "no"}:
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"{CHROMIUM} is missing: run `make services` (apt-get install chromium)")
     return CHROMIUM
 
 

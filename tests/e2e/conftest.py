@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import atexit
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.ci import missing
 from tests.e2e.harness import (
     ARTIFACTS,
     CLIENTS_VENV,
@@ -50,10 +50,7 @@ def keyhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
 def clients_venv() -> Path:
     """The venv with zulip-term and zulip: required on CI, optional on a laptop."""
     if not (CLIENTS_VENV / "bin" / "zulip-term").exists():
-        message = f"{CLIENTS_VENV}/bin/zulip-term is missing: run `make clients`"
-        if os.environ.get("CI", "").lower() not in {"", "0", "false", "no"}:
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"{CLIENTS_VENV}/bin/zulip-term is missing: run `make clients`")
     return CLIENTS_VENV
 
 
