@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import math
 import os
 from typing import Any
@@ -38,23 +37,6 @@ def hashing_slots_per_worker(workers: int) -> int:
     return max(1, math.ceil((os.cpu_count() or 1) / workers))
 
 
-def return_freed_memory_to_the_system() -> None:
-    """Have glibc mmap (and so really free) every allocation over 128 KiB.
-
-    Argon2 allocates its 19 MiB block per verification, on whichever of a
-    worker's threads runs it. glibc's malloc raises its mmap threshold after the
-    first large free and then keeps such blocks in per-thread arenas, so a
-    worker could hold threads × Argon2 memory instead of slots × Argon2 memory.
-    A fixed threshold (inherited by the forked workers) restores the bound.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to tune
-        return
-    m_mmap_threshold = -3
-    libc.mallopt(m_mmap_threshold, 128 * 1024)
-
-
 def serve(host: str, port: int, workers: int) -> None:
     from django.conf import settings
 
@@ -63,7 +45,6 @@ def serve(host: str, port: int, workers: int) -> None:
     on_exit = prepare_metrics_dir()  # ops: before the fork and before prometheus_client loads
     if not settings.HASHING_SLOTS:  # set before the fork: workers inherit it
         settings.HASHING_SLOTS = hashing_slots_per_worker(workers)
-    return_freed_memory_to_the_system()
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     KeyhouseServer(
         {

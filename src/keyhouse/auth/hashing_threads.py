@@ -1,0 +1,54 @@
+"""Argon2 runs on a few long-lived threads per process, never on request threads.
+
+Argon2 mallocs its whole memory block (19 MiB at the defaults) on every call.
+glibc serves that block from the calling thread's arena and keeps it there after
+the free, so if any of a worker's request threads (16 by default) could hash, a
+worker could keep 16 blocks resident although the hashing gate lets only
+``HASHING_SLOTS`` run at once. Forcing such blocks onto mmap would bound memory
+but costs every login some 5 000 page faults (about 11 ms of CPU, a third of a
+login). Run on as many dedicated threads as there are slots, each thread reuses
+its own block, already mapped: memory stays at slots × block and no login pays
+for faults. (No library does this: it is a property of glibc's allocator.)
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from django.conf import settings
+
+T = TypeVar("T")
+
+_PREFIX = "keyhouse-argon2"
+_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+# (process id, threads): a forked child or new settings (tests tune slots) get a new pool.
+_pool_key: tuple[int, int] | None = None
+
+
+def _threads() -> int:
+    return settings.HASHING_SLOTS or os.cpu_count() or 1
+
+
+def _get_pool() -> ThreadPoolExecutor:
+    global _pool, _pool_key
+    key = (os.getpid(), _threads())
+    with _lock:
+        if _pool is None or _pool_key != key:
+            old, same_process = _pool, _pool_key is not None and _pool_key[0] == key[0]
+            _pool = ThreadPoolExecutor(max_workers=key[1], thread_name_prefix=_PREFIX)
+            _pool_key = key
+            if old is not None and same_process:
+                old.shutdown(wait=False)
+        return _pool
+
+
+def run_on_hashing_thread(fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)`` on one of this process's hashing threads; its result or exception."""
+    if threading.current_thread().name.startswith(_PREFIX):
+        return fn(*args)
+    return _get_pool().submit(fn, *args).result()
