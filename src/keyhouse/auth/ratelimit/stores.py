@@ -1,6 +1,8 @@
 """Where hit logs live: the database (default) or Redis (``KEYHOUSE_REDIS_URL``).
 
-Both stores implement one operation atomically — check every rule, and record
+On SQLite (the embedded default) hits are rows, checked and recorded by one
+statement; on PostgreSQL without Redis, one row per key holds its log under a row
+lock. Every store implements one operation atomically — check every rule, and record
 the hit only if none refuses it — so the limit holds across worker processes
 and across servers sharing the store.
 """
@@ -15,7 +17,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 Rule = tuple[int, int]
 
@@ -119,6 +121,91 @@ class DatabaseStore:
                 bucket.save(update_fields=["log"])
 
 
+class SqliteStore:
+    """A row per hit; the check and the record are one ``INSERT … SELECT``.
+
+    SQLite runs one writer at a time for the whole database, so a single
+    statement is atomic across processes. It holds the write lock only while
+    SQLite itself runs it, never across Python code: a read-modify-write done from
+    Python would hold the lock while its thread waits for the GIL, and every other
+    worker's writers would sleep in SQLite's busy handler (the DatabaseStore's long
+    tails). Raw SQL because the ORM cannot say "insert if the n-th newest hit is
+    old enough" in one statement.
+    """
+
+    def hit(self, key: str, rules: list[Rule]) -> StoreAnswer:
+        key = _row_key(key)
+        now = time.time()
+        horizon = max(w for w, _ in rules)
+        with connection.cursor() as cursor:
+            params: list[object] = [key, now, now + horizon]
+            for window, n in rules:
+                params += [key, n - 1, now - window]
+            cursor.execute(_sqlite_hit_sql(len(rules)), params)
+            recorded = cursor.rowcount == 1
+            if not recorded:
+                return StoreAnswer(True, self._wait(cursor, key, rules, now), 0)
+            window, n = rules[-1]
+            cursor.execute(
+                f"SELECT count(*), min(at) FROM {_hits_table()} WHERE key = %s AND at > %s",
+                [key, now - window],
+            )
+            live, oldest = cursor.fetchone()
+        if random.random() < 0.01:  # noqa: S311 - housekeeping, not security
+            self._prune(now)
+        return StoreAnswer(False, oldest + window - now, max(0, n - live), repr(now))
+
+    @staticmethod
+    def _wait(cursor: object, key: str, rules: list[Rule], now: float) -> float:
+        """Seconds until the refused hit would be allowed: the widest refusal (``decide``)."""
+        wait = 0.0
+        for window, n in rules:
+            cursor.execute(  # type: ignore[attr-defined]
+                f"SELECT at FROM {_hits_table()} WHERE key = %s ORDER BY at DESC LIMIT 1 OFFSET %s",
+                [key, n - 1],
+            )
+            row = cursor.fetchone()  # type: ignore[attr-defined]
+            if row is not None and row[0] + window > now:
+                wait = max(wait, row[0] + window - now)
+        return wait
+
+    @staticmethod
+    def _prune(now: float) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {_hits_table()} WHERE expires_at < %s", [now])
+
+    def clear(self, key: str) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {_hits_table()} WHERE key = %s", [_row_key(key)])
+
+    def refund(self, key: str, recorded: str) -> None:
+        table = _hits_table()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE id = "
+                f"(SELECT id FROM {table} WHERE key = %s AND at = %s LIMIT 1)",
+                [_row_key(key), float(recorded)],
+            )
+
+
+def _hits_table() -> str:
+    from keyhouse.auth.models import RateLimitHit
+
+    return RateLimitHit._meta.db_table
+
+
+@lru_cache(maxsize=16)
+def _sqlite_hit_sql(nrules: int) -> str:
+    """Insert the hit unless, for some rule, the n-th newest hit is inside its window."""
+    table = _hits_table()
+    refused_by_rule = (
+        f"EXISTS (SELECT 1 FROM (SELECT at FROM {table} WHERE key = %s"
+        " ORDER BY at DESC LIMIT 1 OFFSET %s) WHERE at > %s)"
+    )
+    conditions = " OR ".join([refused_by_rule] * nrules)
+    return f"INSERT INTO {table} (key, at, expires_at) SELECT %s, %s, %s WHERE NOT ({conditions})"
+
+
 # The whole check-and-record runs inside Redis, atomically, on Redis's clock
 # (one clock for every server). The log is a list, newest first, as Zulip's.
 # Floats go back as strings: Lua numbers become integers in replies.
@@ -176,9 +263,11 @@ class RedisStore:
 
 
 @lru_cache(maxsize=4)
-def _store_for(redis_url: str) -> RateLimitStore:
-    return RedisStore(redis_url) if redis_url else DatabaseStore()
+def _store_for(redis_url: str, vendor: str) -> RateLimitStore:
+    if redis_url:
+        return RedisStore(redis_url)
+    return SqliteStore() if vendor == "sqlite" else DatabaseStore()
 
 
 def get_store() -> RateLimitStore:
-    return _store_for(settings.REDIS_URL)
+    return _store_for(settings.REDIS_URL, connection.vendor)
