@@ -60,7 +60,7 @@ def _user_for_api_key_from_db(email: str, api_key: str) -> User | None:
     email at all.
     """
     match = None
-    for candidate in User.objects.with_email(email):
+    for candidate in User.objects.all_with_email(email):
         if hmac.compare_digest(candidate.api_key.encode(), api_key.encode()):
             match = candidate
     return match

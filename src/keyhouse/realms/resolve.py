@@ -7,6 +7,7 @@ import re
 from django.conf import settings
 from django.http import HttpRequest
 
+from keyhouse.prepared import PreparedQuery
 from keyhouse.realms.models import Realm
 
 ROOT_SUBDOMAIN = ""
@@ -32,7 +33,13 @@ def get_subdomain(request: HttpRequest) -> str:
 
 
 def get_realm(subdomain: str) -> Realm | None:
-    return Realm.objects.filter(subdomain=subdomain).first()
+    return _BY_SUBDOMAIN.first(subdomain)
+
+
+# Asked on every request that names a realm: compiled once per connection.
+_BY_SUBDOMAIN = PreparedQuery(
+    Realm, lambda subdomain: Realm.objects.filter(subdomain=subdomain).order_by("pk")[:1], str
+)
 
 
 def realm_for_request(request: HttpRequest) -> Realm | None:
