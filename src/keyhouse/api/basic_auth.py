@@ -26,7 +26,7 @@ from keyhouse.users.models import User
 
 
 def get_basic_credentials(request: HttpRequest) -> tuple[str, str]:
-    header = request.headers.get("Authorization")
+    header = request.META.get("HTTP_AUTHORIZATION")
     if header is None:
         # Zulip's rest_dispatch: no credentials at all on an /api/ path.
         raise UnauthorizedError()

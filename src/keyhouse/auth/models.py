@@ -70,19 +70,3 @@ class RateLimitBucket(models.Model):
     key = models.CharField(max_length=300, unique=True)
     log = models.JSONField(default=list)
     expires_at = models.FloatField(db_index=True)
-
-
-class RateLimitHit(models.Model):
-    """One recorded hit (the SQLite rate-limit store): a row per hit, not per key.
-
-    With a row per hit, the whole check-and-record is one ``INSERT … SELECT``
-    statement, which SQLite's database write lock makes atomic across processes
-    while holding that lock only for the statement itself (auth/ratelimit/stores.py).
-    """
-
-    key = models.CharField(max_length=300)
-    at = models.FloatField()
-    expires_at = models.FloatField(db_index=True)
-
-    class Meta:
-        indexes = [models.Index(fields=["key", "at"], name="ratelimithit_key_at")]

@@ -14,7 +14,7 @@ import random
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -129,81 +129,92 @@ class SqliteStore:
     SQLite itself runs it, never across Python code: a read-modify-write done from
     Python would hold the lock while its thread waits for the GIL, and every other
     worker's writers would sleep in SQLite's busy handler (the DatabaseStore's long
-    tails). Raw SQL because the ORM cannot say "insert if the n-th newest hit is
-    old enough" in one statement.
+    tails). No ``RETURNING`` either: a statement that returns rows keeps its write
+    transaction open until Python has fetched them. Raw SQL because the ORM cannot
+    say "insert if the n-th newest hit is old enough" in one statement; the table
+    (migration 0003) is keyed by (key, time), its only index.
+
+    Housekeeping: a key's expired hits go with 1 % of its hits; other keys' expired
+    hits (a username tried once, say) go in a sweep at most once a minute per
+    process.
     """
+
+    SWEEP_EVERY = 60.0
+
+    def __init__(self) -> None:
+        self._next_sweep = 0.0
 
     def hit(self, key: str, rules: list[Rule]) -> StoreAnswer:
         key = _row_key(key)
         now = time.time()
         horizon = max(w for w, _ in rules)
+        params: list[object] = [key, now, random.getrandbits(62), now + horizon]
+        for window, n in rules:
+            params += [key, n - 1, now - window]
         with connection.cursor() as cursor:
-            params: list[object] = [key, now, now + horizon]
-            for window, n in rules:
-                params += [key, n - 1, now - window]
             cursor.execute(_sqlite_hit_sql(len(rules)), params)
-            recorded = cursor.rowcount == 1
-            if not recorded:
+            if cursor.rowcount != 1:
                 return StoreAnswer(True, self._wait(cursor, key, rules, now), 0)
             window, n = rules[-1]
             cursor.execute(
-                f"SELECT count(*), min(at) FROM {_hits_table()} WHERE key = %s AND at > %s",
+                f"SELECT count(*), min(at) FROM {HITS_TABLE} WHERE key = %s AND at > %s",
                 [key, now - window],
             )
             live, oldest = cursor.fetchone()
-        if random.random() < 0.01:  # noqa: S311 - housekeeping, not security
-            self._prune(now)
+            self._housekeeping(cursor, key, now, horizon)
         return StoreAnswer(False, oldest + window - now, max(0, n - live), repr(now))
 
+    def _housekeeping(self, cursor: Any, key: str, now: float, horizon: float) -> None:
+        if random.random() < 0.01:  # noqa: S311 - housekeeping, not security
+            cursor.execute(
+                f"DELETE FROM {HITS_TABLE} WHERE key = %s AND at < %s", [key, now - horizon]
+            )
+        if now >= self._next_sweep:
+            self._next_sweep = now + self.SWEEP_EVERY
+            cursor.execute(f"DELETE FROM {HITS_TABLE} WHERE expires_at < %s", [now])
+
     @staticmethod
-    def _wait(cursor: object, key: str, rules: list[Rule], now: float) -> float:
+    def _wait(cursor: Any, key: str, rules: list[Rule], now: float) -> float:
         """Seconds until the refused hit would be allowed: the widest refusal (``decide``)."""
         wait = 0.0
         for window, n in rules:
-            cursor.execute(  # type: ignore[attr-defined]
-                f"SELECT at FROM {_hits_table()} WHERE key = %s ORDER BY at DESC LIMIT 1 OFFSET %s",
+            cursor.execute(
+                f"SELECT at FROM {HITS_TABLE} WHERE key = %s ORDER BY at DESC LIMIT 1 OFFSET %s",
                 [key, n - 1],
             )
-            row = cursor.fetchone()  # type: ignore[attr-defined]
+            row = cursor.fetchone()
             if row is not None and row[0] + window > now:
                 wait = max(wait, row[0] + window - now)
         return wait
 
-    @staticmethod
-    def _prune(now: float) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {_hits_table()} WHERE expires_at < %s", [now])
-
     def clear(self, key: str) -> None:
         with connection.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {_hits_table()} WHERE key = %s", [_row_key(key)])
+            cursor.execute(f"DELETE FROM {HITS_TABLE} WHERE key = %s", [_row_key(key)])
 
     def refund(self, key: str, recorded: str) -> None:
-        table = _hits_table()
         with connection.cursor() as cursor:
             cursor.execute(
-                f"DELETE FROM {table} WHERE id = "
-                f"(SELECT id FROM {table} WHERE key = %s AND at = %s LIMIT 1)",
+                f"DELETE FROM {HITS_TABLE} WHERE (key, at, tiebreak) IN "
+                f"(SELECT key, at, tiebreak FROM {HITS_TABLE} WHERE key = %s AND at = %s LIMIT 1)",
                 [_row_key(key), float(recorded)],
             )
 
 
-def _hits_table() -> str:
-    from keyhouse.auth.models import RateLimitHit
-
-    return RateLimitHit._meta.db_table
+HITS_TABLE = "keyhouse_ratelimit_hit"  # made by migration 0003 (SQLite only)
 
 
 @lru_cache(maxsize=16)
 def _sqlite_hit_sql(nrules: int) -> str:
     """Insert the hit unless, for some rule, the n-th newest hit is inside its window."""
-    table = _hits_table()
     refused_by_rule = (
-        f"EXISTS (SELECT 1 FROM (SELECT at FROM {table} WHERE key = %s"
+        f"EXISTS (SELECT 1 FROM (SELECT at FROM {HITS_TABLE} WHERE key = %s"
         " ORDER BY at DESC LIMIT 1 OFFSET %s) WHERE at > %s)"
     )
     conditions = " OR ".join([refused_by_rule] * nrules)
-    return f"INSERT INTO {table} (key, at, expires_at) SELECT %s, %s, %s WHERE NOT ({conditions})"
+    return (
+        f"INSERT INTO {HITS_TABLE} (key, at, tiebreak, expires_at)"
+        f" SELECT %s, %s, %s, %s WHERE NOT ({conditions})"
+    )
 
 
 # The whole check-and-record runs inside Redis, atomically, on Redis's clock
