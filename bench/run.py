@@ -245,8 +245,7 @@ class Bench:
             "cores": CORES,
             "workers": cfg.workers,
             "threads_per_worker": seed["server"]["threads"],
-            "hashing_slots_per_worker": seed["server"]["hashing_slots"]
-            or max(1, math.ceil(CORES / cfg.workers)),
+            "hashing_slots_per_worker": seed["server"]["hashing_slots"] or CORES,
             "hashing_max_wait_s": seed["server"]["hashing_max_wait"],
             "hashing_max_waiters": seed["server"]["hashing_max_waiters"],
             "argon2": a,

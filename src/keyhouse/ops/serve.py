@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-# The path only, never the query string: fetch_api_key accepts credentials there.
-ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
+from keyhouse.ops.access_log import ACCESS_LOG_FORMAT, AccessLogger
 
 
 def default_workers() -> int:
@@ -32,19 +30,12 @@ class KeyhouseServer(BaseApplication):
         return application
 
 
-def hashing_slots_per_worker(workers: int) -> int:
-    """Enough slots that all workers together verify on every core at once."""
-    return max(1, math.ceil((os.cpu_count() or 1) / workers))
-
-
 def serve(host: str, port: int, workers: int) -> None:
     from django.conf import settings
 
     from keyhouse.ops.metrics_dir import child_exit, prepare_metrics_dir
 
     on_exit = prepare_metrics_dir()  # ops: before the fork and before prometheus_client loads
-    if not settings.HASHING_SLOTS:  # set before the fork: workers inherit it
-        settings.HASHING_SLOTS = hashing_slots_per_worker(workers)
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     KeyhouseServer(
         {
@@ -59,6 +50,7 @@ def serve(host: str, port: int, workers: int) -> None:
             # In JSON mode the app logs each request itself (ops/request_id.py).
             "accesslog": None if settings.LOG_FORMAT == "json" else "-",
             "access_log_format": ACCESS_LOG_FORMAT,
+            "logger_class": AccessLogger,
             # gunicorn's control socket defaults to one path per user; two
             # servers (tests, scale-out on one host) would fight over it.
             "control_socket_disable": True,

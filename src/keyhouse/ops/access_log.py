@@ -1,0 +1,48 @@
+"""gunicorn's access log, with the line built from only the fields keyhouse logs.
+
+For every access line, gunicorn's Logger builds a dict of all request headers,
+response headers and environ variables (and decodes the Basic credentials for the
+``%(u)s`` field) whatever the format uses: a tenth of the CPU of an API-key
+request. This logger writes the same line as ``ACCESS_LOG_FORMAT`` through
+gunicorn would, from the eight fields it names. The path only, never the query
+string: fetch_api_key accepts credentials there.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from gunicorn import glogging
+
+ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
+_LINE = '%s "%s %s %s" %s %s %sms "%s"'
+
+
+def _quoted(value: Any) -> Any:
+    """As gunicorn's SafeAtoms: a string's double quotes are escaped; absent is "-"."""
+    if value is None:
+        return "-"
+    return value.replace('"', '\\"') if isinstance(value, str) else value
+
+
+class AccessLogger(glogging.Logger):
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if not self.access_log_enabled:
+            return
+        status = resp.status
+        if isinstance(status, str):
+            status = status.split(None, 1)[0]
+        elapsed: datetime.timedelta = request_time
+        millis = elapsed.seconds * 1000 + elapsed.microseconds // 1000
+        self.access_log.info(
+            _LINE,
+            _quoted(environ.get("REMOTE_ADDR")),
+            _quoted(environ.get("REQUEST_METHOD")),
+            _quoted(environ.get("PATH_INFO")),
+            _quoted(environ.get("SERVER_PROTOCOL")),
+            _quoted(status),
+            getattr(resp, "sent", None),
+            millis,
+            _quoted(environ.get("HTTP_USER_AGENT")),
+        )
