@@ -238,10 +238,11 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
+    # Pages only, skipped under /api/ (web/page_middleware.py says why).
+    "keyhouse.web.page_middleware.PageCsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "keyhouse.web.page_middleware.PageMessageMiddleware",
+    "keyhouse.web.page_middleware.PageXFrameOptionsMiddleware",
 ]
 STATIC_URL = "/static/"
 WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,42 @@
+"""Django middleware that only pages need, skipped for the API under /api/.
+
+API requests carry credentials in a header or the body, never cookies, and get
+JSON, never a page: they need no flash messages, no CSRF cookie and no framing
+policy. Skipping these middlewares for them saves a measurable share of an
+API-key request's CPU (docs/performance.md). Sessions and authentication stay
+on for every path: the development login under /api/v1/ also starts a session.
+Every /api/ view is CSRF-exempt, so Django's CSRF view check, which runs for all
+paths, lets them through as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.messages.middleware import MessageMiddleware
+from django.http import HttpRequest
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.csrf import CsrfViewMiddleware
+
+API_PREFIX = "/api/"
+
+
+class _PagesOnly:
+    get_response: Any
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if request.path_info.startswith(API_PREFIX):
+            return self.get_response(request)
+        return super().__call__(request)  # type: ignore[misc]
+
+
+class PageMessageMiddleware(_PagesOnly, MessageMiddleware):
+    pass
+
+
+class PageCsrfViewMiddleware(_PagesOnly, CsrfViewMiddleware):
+    pass
+
+
+class PageXFrameOptionsMiddleware(_PagesOnly, XFrameOptionsMiddleware):
+    pass
