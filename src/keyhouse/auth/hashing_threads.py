@@ -51,4 +51,8 @@ def run_on_hashing_thread(fn: Callable[..., T], *args: object) -> T:
     """``fn(*args)`` on one of this process's hashing threads; its result or exception."""
     if threading.current_thread().name.startswith(_PREFIX):
         return fn(*args)
-    return _get_pool().submit(fn, *args).result()
+    try:
+        future = _get_pool().submit(fn, *args)
+    except RuntimeError:  # the pool was replaced (new settings) and shut down meanwhile
+        future = _get_pool().submit(fn, *args)
+    return future.result()

@@ -28,6 +28,9 @@ def _quoted(value: Any) -> Any:
 
 class AccessLogger(glogging.Logger):
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if not hasattr(self, "access_log_enabled"):  # gunicorn < 24 decides inside access()
+            super().access(resp, req, environ, request_time)
+            return
         if not self.access_log_enabled:
             return
         status = resp.status

@@ -1,0 +1,96 @@
+"""Page-only middleware (web/page_middleware.py): skipped under /api/, kept for pages.
+
+Skipping CSRF, messages and framing for the JSON API saves CPU on every API-key
+request; these tests hold the other half of that bargain: pages keep their
+clickjacking header and their CSRF check, and the API still answers.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings as django_settings
+from django.test import Client
+from pytest_django.fixtures import Settings
+
+from keyhouse.realms.models import Realm
+from keyhouse.users.models import User
+from tests.api.helpers import json_body
+from tests.conftest import PASSWORD
+from tests.web.conftest import csrf_token
+
+DEV_BACKEND = "keyhouse.auth.backends.DevAuthBackend"
+
+
+def test_settings_use_the_page_only_variants() -> None:
+    """Django's own classes would run for /api/ too: they must not be listed beside ours."""
+    middleware = django_settings.MIDDLEWARE
+    for name in ("CsrfViewMiddleware", "MessageMiddleware", "XFrameOptionsMiddleware"):
+        assert f"keyhouse.web.page_middleware.Page{name}" in middleware
+        assert not [m for m in middleware if m.endswith(f".{name}")], middleware
+    # Messages need the session and the CSRF check comes before authentication, as in Django.
+    assert middleware.index("django.contrib.sessions.middleware.SessionMiddleware") < (
+        middleware.index("keyhouse.web.page_middleware.PageMessageMiddleware")
+    )
+    assert middleware.index("keyhouse.web.page_middleware.PageCsrfViewMiddleware") < (
+        middleware.index("django.contrib.auth.middleware.AuthenticationMiddleware")
+    )
+
+
+def test_api_response_has_no_framing_header_and_no_cookies(client: Client, realm: Realm) -> None:
+    response = client.get("/api/v1/server_settings")
+    assert response.status_code == 200
+    assert "X-Frame-Options" not in response.headers
+    assert django_settings.CSRF_COOKIE_NAME not in response.cookies
+    assert not response.cookies
+
+
+def test_api_login_that_rotates_the_csrf_token_sets_no_csrf_cookie(
+    client: Client, settings: Settings, user: User
+) -> None:
+    """The dev login calls Django's login(), which rotates the CSRF token: with Django's
+    CSRF middleware on /api/ that rotation would come back as a csrftoken cookie."""
+    settings.DEV_MODE = True
+    settings.AUTHENTICATION_BACKENDS = [*settings.AUTHENTICATION_BACKENDS, DEV_BACKEND]
+    user.realm.authentication_methods = ["email", "dev"]
+    user.realm.save()
+    response = client.post("/api/v1/dev_fetch_api_key", {"username": user.delivery_email})
+    assert json_body(response, 200)["api_key"] == user.api_key
+    assert django_settings.SESSION_COOKIE_NAME in response.cookies  # sessions stay on
+    assert django_settings.CSRF_COOKIE_NAME not in response.cookies
+    assert "X-Frame-Options" not in response.headers
+
+
+@pytest.mark.parametrize("path", ["/login/", "/accounts/password/reset/"])
+def test_pages_keep_the_framing_header_and_csrf_cookie(
+    client: Client, realm: Realm, path: str
+) -> None:
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.headers["X-Frame-Options"] == django_settings.X_FRAME_OPTIONS == "DENY"
+    assert django_settings.CSRF_COOKIE_NAME in response.cookies  # the form's token
+
+
+def test_page_post_without_token_still_refused(user: User) -> None:
+    browser = Client(enforce_csrf_checks=True)
+    csrf_token(browser)  # has the cookie, as a browser would, but posts no token
+    response = browser.post("/login/", {"username": user.delivery_email, "password": PASSWORD})
+    assert response.status_code == 403
+    assert "_auth_user_id" not in browser.session
+    # … and with the token the same form goes through, so the 403 was the CSRF check
+    token = csrf_token(browser)
+    response = browser.post(
+        "/login/",
+        {"username": user.delivery_email, "password": PASSWORD, "csrfmiddlewaretoken": token},
+    )
+    assert response.status_code == 302
+    assert browser.session["_auth_user_id"] == str(user.id)
+
+
+def test_api_post_needs_no_csrf_token(user: User) -> None:
+    """API clients send credentials, never cookies: no CSRF token to give."""
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(
+        "/api/v1/fetch_api_key", {"username": user.delivery_email, "password": PASSWORD}
+    )
+    assert json_body(response, 200)["api_key"] == user.api_key
+    assert "X-Frame-Options" not in response.headers
