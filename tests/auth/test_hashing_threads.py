@@ -211,3 +211,13 @@ def test_a_forked_child_gets_its_own_threads() -> None:
         os.waitpid(pid, 0)
         pytest.fail("the child's hashing call never returned: it used the parent's pool")
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread nice values are Linux's")
+def test_hashing_threads_yield_the_cpu_to_request_threads() -> None:
+    """Under a flood, refusals and API-key requests must not wait behind Argon2 for a core."""
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    theirs = run_on_hashing_thread(
+        lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    )
+    assert theirs == min(19, mine + hashing_threads.HASHING_NICENESS)

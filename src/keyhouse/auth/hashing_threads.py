@@ -9,6 +9,10 @@ but costs every login some 5 000 page faults (about 11 ms of CPU, a third of a
 login). Run on as many dedicated threads as there are slots, each thread reuses
 its own block, already mapped: memory stays at slots × block and no login pays
 for faults. (No library does this: it is a property of glibc's allocator.)
+
+The hashing threads run at a lower priority (nice + 10, per thread on Linux): when
+a flood of logins keeps every core busy, the request threads that refuse the
+surplus with a fast 503, or serve API-key requests, still get the CPU first.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from django.conf import settings
 T = TypeVar("T")
 
 _PREFIX = "keyhouse-argon2"
+# Added to the hashing threads' nice value (Linux sets it per thread).
+HASHING_NICENESS = 10
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 # (process id, threads): a forked child or new settings (tests tune slots) get a new pool.
@@ -34,13 +40,25 @@ def _threads() -> int:
     return settings.HASHING_SLOTS or os.cpu_count() or 1
 
 
+def _lower_priority() -> None:
+    """Let request threads (refusals, API-key requests) run before Argon2 when CPU is short."""
+    try:
+        me = threading.get_native_id()
+        niceness = os.getpriority(os.PRIO_PROCESS, me) + HASHING_NICENESS
+        os.setpriority(os.PRIO_PROCESS, me, min(19, niceness))
+    except (AttributeError, OSError):  # not Linux: priorities are per process there
+        pass
+
+
 def _get_pool() -> ThreadPoolExecutor:
     global _pool, _pool_key
     key = (os.getpid(), _threads())
     with _lock:
         if _pool is None or _pool_key != key:
             old, same_process = _pool, _pool_key is not None and _pool_key[0] == key[0]
-            _pool = ThreadPoolExecutor(max_workers=key[1], thread_name_prefix=_PREFIX)
+            _pool = ThreadPoolExecutor(
+                max_workers=key[1], thread_name_prefix=_PREFIX, initializer=_lower_priority
+            )
             _pool_key = key
             if old is not None and same_process:
                 old.shutdown(wait=False)
