@@ -166,8 +166,8 @@ REDIS_URL: str = _setting("REDIS_URL", "", "KEYHOUSE_REDIS_URL")
 HIDE_ACCOUNT_STATE: bool = _setting(
     "HIDE_ACCOUNT_STATE", False, "KEYHOUSE_HIDE_ACCOUNT_STATE", _env_bool
 )
-# The bounded hashing pool (auth/hashing_gate.py), per process. `keyhouse serve`
-# sets the slots so that all workers together use every core once.
+# The bounded hashing pool (auth/hashing_gate.py), per process: as many slots as
+# cores by default, so one worker can use every core (docs/performance.md).
 HASHING_SLOTS: int = int(_setting("HASHING_SLOTS", 0, "KEYHOUSE_HASHING_SLOTS", int))  # 0: cores
 HASHING_MAX_WAIT: float = float(
     _setting("HASHING_MAX_WAIT", 2.0, "KEYHOUSE_HASHING_MAX_WAIT", float)
