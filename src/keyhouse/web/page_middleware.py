@@ -4,7 +4,8 @@ API requests carry credentials in a header or the body, never cookies, and get
 JSON, never a page: they need no flash messages, no CSRF cookie and no framing
 policy. Skipping these middlewares for them saves a measurable share of an
 API-key request's CPU (docs/performance.md). Sessions and authentication stay
-on for every path: the development login under /api/v1/ also starts a session.
+on for every path: the development login under /api/v1/ also starts a session,
+and the CSRF token its login rotates is still sent.
 Every /api/ view is CSRF-exempt, so Django's CSRF view check, which runs for all
 paths, lets them through as before.
 """
@@ -35,7 +36,19 @@ class PageMessageMiddleware(_PagesOnly, MessageMiddleware):
 
 
 class PageCsrfViewMiddleware(_PagesOnly, CsrfViewMiddleware):
-    pass
+    """Under /api/, only a token that a login rotated is sent (the dev login's session).
+
+    Django's ``login()`` rotates the CSRF token so that a pre-login token cannot
+    be used after it; the browser must get the new one with the session cookie.
+    """
+
+    def __call__(self, request: HttpRequest) -> Any:
+        response = super().__call__(request)
+        if request.path_info.startswith(API_PREFIX) and request.META.get(
+            "CSRF_COOKIE_NEEDS_UPDATE"
+        ):
+            return self.process_response(request, response)
+        return response
 
 
 class PageXFrameOptionsMiddleware(_PagesOnly, XFrameOptionsMiddleware):
