@@ -99,6 +99,11 @@ class HashingGate:
             raise self._refuse()
 
 
+def hashing_slots() -> int:
+    """Verifications one process runs at once: HASHING_SLOTS, or one per core."""
+    return settings.HASHING_SLOTS or os.cpu_count() or 1
+
+
 _gate: HashingGate | None = None
 _gate_config: tuple[int, float, int] | None = None
 _gate_lock = threading.Lock()
@@ -108,7 +113,7 @@ def get_gate() -> HashingGate:
     """This process's gate, rebuilt if the settings changed (tests tune them)."""
     global _gate, _gate_config
     config = (
-        settings.HASHING_SLOTS or os.cpu_count() or 1,
+        hashing_slots(),
         float(settings.HASHING_MAX_WAIT),
         settings.HASHING_MAX_WAITERS,
     )

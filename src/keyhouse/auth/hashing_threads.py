@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from django.conf import settings
+from keyhouse.auth.hashing_gate import hashing_slots
 
 T = TypeVar("T")
 
@@ -34,10 +34,6 @@ _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 # (process id, threads): a forked child or new settings (tests tune slots) get a new pool.
 _pool_key: tuple[int, int] | None = None
-
-
-def _threads() -> int:
-    return settings.HASHING_SLOTS or os.cpu_count() or 1
 
 
 def _lower_priority() -> None:
@@ -52,7 +48,7 @@ def _lower_priority() -> None:
 
 def _get_pool() -> ThreadPoolExecutor:
     global _pool, _pool_key
-    key = (os.getpid(), _threads())
+    key = (os.getpid(), hashing_slots())
     with _lock:
         if _pool is None or _pool_key != key:
             old, same_process = _pool, _pool_key is not None and _pool_key[0] == key[0]
