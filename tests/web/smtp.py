@@ -34,6 +34,8 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     message: EmailMessage
+    # The client's (host, port): mails over one SMTP connection share it.
+    peer: tuple[str, int] | None = None
 
     @property
     def text(self) -> str:
@@ -56,7 +58,10 @@ class Collector:
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
         with self._lock:
-            self._messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), parsed))
+            peer = tuple(session.peer) if session.peer else None
+            self._messages.append(
+                Received(envelope.mail_from, list(envelope.rcpt_tos), parsed, peer)  # type: ignore[arg-type]
+            )
         return "250 Message accepted for delivery"
 
     def received(self) -> list[Received]:
