@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import DatabaseError
+from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest
 from django.test import Client, RequestFactory
 from pytest_django.fixtures import Settings
@@ -170,6 +170,41 @@ def test_failed_write_does_not_break_the_login(
     assert response.json()["api_key"] == user.api_key
     assert len(caplog.records) == 1
     assert PASSWORD not in caplog.text
+
+
+def failing_insert(*args: object, **kwargs: object) -> None:
+    """A real database error from the database itself (PostgreSQL aborts the transaction)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM keyhouse_no_such_table")
+
+
+def test_failed_write_inside_a_transaction_leaves_it_usable(
+    realm: Realm, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(LoginAttempt, "save", failing_insert)
+    with caplog.at_level(logging.ERROR, logger="keyhouse.auth.audit"):
+        with transaction.atomic():
+            record(login_request(), realm, "x@example.com")
+            # Without the savepoint PostgreSQL would refuse every further query here.
+            assert Realm.objects.filter(pk=realm.pk).exists()
+    assert len(caplog.records) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_entry_is_committed_alone(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    realm = Realm.objects.create(subdomain="", name="Org", authentication_methods=["email"])
+    assert not connection.in_atomic_block
+    record(login_request(), realm, "ok@example.com")
+    assert not connection.in_atomic_block  # nothing left open
+    assert list(LoginAttempt.objects.values_list("username", flat=True)) == ["ok@example.com"]
+
+    monkeypatch.setattr(LoginAttempt, "save", failing_insert)
+    with caplog.at_level(logging.ERROR, logger="keyhouse.auth.audit"):
+        record(login_request(), realm, "lost@example.com")  # logged, not raised
+    assert len(caplog.records) == 1
+    assert LoginAttempt.objects.count() == 1  # the connection still works
 
 
 def test_prune_deletes_only_entries_past_retention(db: None) -> None:

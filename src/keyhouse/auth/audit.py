@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import random
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -85,8 +86,11 @@ def record_login_attempt(
     # Counted even if the row cannot be written (ops/metrics.py listens).
     notify(login_attempted, LoginAttempt, outcome=outcome, reason=reason, method=method)
     try:
-        # A savepoint: a failed insert must not poison the caller's transaction.
-        with transaction.atomic():
+        # Inside a caller's transaction, a savepoint, so that a failed insert does
+        # not poison it. Outside one (every API login), the insert is its own
+        # transaction: no BEGIN and COMMIT round trips around it.
+        in_transaction = transaction.get_connection().in_atomic_block
+        with transaction.atomic() if in_transaction else nullcontext():
             LoginAttempt.objects.create(
                 realm=realm,
                 subdomain=realm.subdomain if realm is not None else "",
