@@ -43,6 +43,26 @@ def cpu_by_pid(pids: list[int]) -> dict[int, float]:
     return out
 
 
+def wait_until_idle(
+    root: int, quiet_cores: float = 0.1, window: float = 0.25, timeout: float = 5.0
+) -> float:
+    """Wait until ``root``'s tree uses under ``quiet_cores``; return the seconds waited.
+
+    When a closed-loop client stops, the requests it had in flight still run in
+    the server (up to a second's worth at high concurrency), as do background
+    threads (mail). The next run, often against the other server, must not pay
+    for them.
+    """
+    started = time.monotonic()
+    pids = process_tree(root)
+    while time.monotonic() - started < timeout:
+        before = sum(cpu_by_pid(pids).values())
+        time.sleep(window)
+        if sum(cpu_by_pid(pids).values()) - before < quiet_cores * window:
+            break
+    return round(time.monotonic() - started, 2)
+
+
 def machine_busy_seconds() -> float:
     """CPU time the whole machine spent not idle, over all cores."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
