@@ -16,10 +16,12 @@ keyhouse; the Argon2 ones to the peer as well.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import math
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -58,6 +60,8 @@ API_TARGET = 2.0
 RERUNS_IF_IDLE_WORKER = 2
 # Cores used by other processes during a run above which the report warns.
 NOISY_OTHER_CORES = 0.25
+# keyhouse's embedded database in its data dir (settings.DATABASES without a URL).
+SQLITE_FILE = "keyhouse.sqlite3"
 
 
 def _env_float(name: str, default: float) -> float:
@@ -129,6 +133,24 @@ def basic(email: str, key: str) -> str:
     return "Basic " + base64.b64encode(f"{email}:{key}".encode()).decode()
 
 
+def snapshot_data_dir(source: Path, dest: Path) -> None:
+    """Copy a keyhouse data dir whose server is stopped; the database through SQLite's backup API.
+
+    The backup API copies a consistent database including what is still in the
+    WAL file, which copying the files would have to get right by hand.
+    """
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns(f"{SQLITE_FILE}*", "emails"))
+    src = sqlite3.connect(source / SQLITE_FILE)
+    dst = sqlite3.connect(dest / SQLITE_FILE)
+    try:
+        with dst:
+            src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+
+
 def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """Several runs of one load as one figure: throughput over all of them, each round kept."""
     seconds = sum(r["seconds"] for r in rounds)
@@ -191,6 +213,8 @@ class Bench:
         cfg = self.cfg
         for d in ("keyhouse-data", "peer-data", "requests"):
             shutil.rmtree(self.out / d, ignore_errors=True)
+        for d in self.out.glob("growth-*"):
+            shutil.rmtree(d, ignore_errors=True)
         (self.out / "requests").mkdir(parents=True)
         (self.out / "logs").mkdir(exist_ok=True)
         self.kh_data = self.out / "keyhouse-data"
@@ -556,44 +580,73 @@ class Bench:
         )
 
     def measure_growth(self) -> None:
+        """users/me at each size, every size served at once, their runs interleaved.
+
+        Grown one after another on one server, the sizes were measured a minute
+        apart, and this machine's drift showed as a trend: largest / smallest
+        0.79–0.96 over runs, while the same 1 000- and 100 000-user databases
+        served side by side, runs alternating, showed none (or the reverse). So
+        each size gets its own copy of the data and its own server, and the runs
+        go smallest to largest and back (half a run each); a size's figure is
+        over its two rounds.
+        """
         cfg = self.cfg
-        port = free_port()
         kh_env = child_env(KEYHOUSE_DATA_DIR=str(self.kh_data))
-        rows = []
-        # One fixed user, so api_by_user (200/min) would refuse the run: limits off.
-        with keyhouse_server(
-            self.kh_data,
-            port,
-            cfg.workers,
-            self.out / "logs" / "growth.log",
-            KEYHOUSE_RATE_LIMITING="false",
-        ) as server:
-            for size in cfg.growth_sizes:
-                grown = run_json(
-                    [
-                        str(VENV_BIN / "python"),
-                        str(BENCH / "seed.py"),
-                        "grow",
-                        "--total",
-                        str(size),
-                    ],
-                    kh_env,
+        grown_at: dict[int, dict[str, Any]] = {}
+        data_dirs: dict[int, Path] = {}
+        for size in cfg.growth_sizes:
+            grown_at[size] = run_json(
+                [str(VENV_BIN / "python"), str(BENCH / "seed.py"), "grow", "--total", str(size)],
+                kh_env,
+            )
+            data_dirs[size] = self.out / f"growth-{size}"
+            snapshot_data_dir(self.kh_data, data_dirs[size])
+        rounds: dict[int, list[dict[str, Any]]] = {size: [] for size in cfg.growth_sizes}
+        round_seconds = max(1, round(cfg.seconds / 2))
+        c = cfg.api_connections
+        with contextlib.ExitStack() as stack:
+            servers = {
+                # One fixed user, so api_by_user (200/min) would refuse the run: limits off.
+                size: stack.enter_context(
+                    keyhouse_server(
+                        data_dirs[size],
+                        free_port(),
+                        cfg.workers,
+                        self.out / "logs" / f"growth-{size}.log",
+                        KEYHOUSE_RATE_LIMITING="false",
+                    )
                 )
-                self._warm(port, self.req["kh_me_fixed"])
-                c = cfg.api_connections
-                r = self._run(server.pid, port, self.req["kh_me_fixed"], c, min(c, cfg.wrk_threads))
-                r["users"] = grown["users"]
-                r["insert_seconds"] = grown["insert_seconds"]
-                r["lookup_plan"] = grown["lookup_plan"]
+                for size in cfg.growth_sizes
+            }
+            for server in servers.values():
+                self._warm(server.port, self.req["kh_me_fixed"])
+            for size in [*cfg.growth_sizes, *reversed(cfg.growth_sizes)]:
+                server = servers[size]
+                r = self._run(
+                    server.pid,
+                    server.port,
+                    self.req["kh_me_fixed"],
+                    c,
+                    min(c, cfg.wrk_threads),
+                    round_seconds,
+                )
                 log(
-                    f"growth {grown['users']} users: {r['ok_per_s']}/s ok, p50 {r['p50_ms']} ms, "
-                    f"p99 {r['p99_ms']} ms (inserted {grown['inserted']} in "
-                    f"{grown['insert_seconds']}s)"
+                    f"growth {grown_at[size]['users']} users: {r['ok_per_s']}/s ok, "
+                    f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms"
                 )
-                rows.append(r)
+                rounds[size].append(r)
+        rows = []
+        for size in cfg.growth_sizes:
+            row = merge_rounds(rounds[size])
+            grown = grown_at[size]
+            row["users"] = grown["users"]
+            row["insert_seconds"] = grown["insert_seconds"]
+            row["lookup_plan"] = grown["lookup_plan"]
+            rows.append(row)
         first = rows[0]["ok_per_s"] or 1
         self.results["growth"] = {
             "rows": rows,
+            "round_seconds": round_seconds,
             "last_to_first": round(rows[-1]["ok_per_s"] / first, 3),
         }
 
@@ -733,13 +786,18 @@ class Bench:
             "",
             "### Growth: `GET /api/v1/users/me` for one fixed user, rate limits off",
             "",
+            f"Each size in its own copy of the data on its own server, all up at once; runs "
+            f"of {gr['round_seconds']} s from the smallest size to the largest and back, so "
+            f"each figure is over its size's two rounds.",
+            "",
             "| users | ok/s | p50 ms | p99 ms | non-200 | CPU srv/gen/other | lookup plan |",
             "|---:|---:|---:|---:|---|---|---|",
         ]
         for g in gr["rows"]:
             plan = " ".join(g["lookup_plan"].split())
+            each = " + ".join(str(x["ok_per_s"]) for x in g["rounds"])
             lines.append(
-                f"| {g['users']} | {g['ok_per_s']} | {g['p50_ms']} | {g['p99_ms']} | "
+                f"| {g['users']} | {g['ok_per_s']} ({each}) | {g['p50_ms']} | {g['p99_ms']} | "
                 f"{non200(g)} | {cpu(g)} | `{plan}` |"
             )
         lines += [
@@ -766,6 +824,17 @@ class Bench:
                 *((f"API round {i + 1}", x) for i, x in enumerate(data["api"]["rounds"])),
             ]
             if len(run.get("attempts", [])) > 1
+        ]
+        repeated += [
+            f"growth {g['users']} users round {i + 1} ({len(x['attempts'])} attempts: "
+            + ", ".join(
+                f"{a['ok_per_s']}/s {a['cpu']['per_process_cores'][1:]}" for a in x["attempts"]
+            )
+            + (", still lopsided" if x["worker_idled"] else "")
+            + ")"
+            for g in gr["rows"]
+            for i, x in enumerate(g["rounds"])
+            if len(x["attempts"]) > 1
         ]
         if repeated:
             lines += [
