@@ -319,7 +319,9 @@ class Bench:
             "cores": CORES,
             "workers": cfg.workers,
             "threads_per_worker": seed["server"]["threads"],
-            "hashing_slots_per_worker": seed["server"]["hashing_slots"] or CORES,
+            # 0: `keyhouse serve` gives each worker its share of the cores (ops/serve.py).
+            "hashing_slots_per_worker": seed["server"]["hashing_slots"]
+            or math.ceil((os.cpu_count() or 1) / cfg.workers),
             "hashing_max_wait_s": seed["server"]["hashing_max_wait"],
             "hashing_max_waiters": seed["server"]["hashing_max_waiters"],
             "argon2": a,

@@ -166,9 +166,10 @@ REDIS_URL: str = _setting("REDIS_URL", "", "KEYHOUSE_REDIS_URL")
 HIDE_ACCOUNT_STATE: bool = _setting(
     "HIDE_ACCOUNT_STATE", False, "KEYHOUSE_HIDE_ACCOUNT_STATE", _env_bool
 )
-# The bounded hashing pool (auth/hashing_gate.py), per process: as many slots as
-# cores by default, so one worker can use every core (docs/performance.md).
-HASHING_SLOTS: int = int(_setting("HASHING_SLOTS", 0, "KEYHOUSE_HASHING_SLOTS", int))  # 0: cores
+# The bounded hashing pool (auth/hashing_gate.py), per process. 0: `keyhouse serve`
+# gives each worker ceil(cores / workers), so the workers together use every core
+# (ops/serve.py); a lone process (tests, runserver) gets one slot per core.
+HASHING_SLOTS: int = int(_setting("HASHING_SLOTS", 0, "KEYHOUSE_HASHING_SLOTS", int))
 HASHING_MAX_WAIT: float = float(
     _setting("HASHING_MAX_WAIT", 2.0, "KEYHOUSE_HASHING_MAX_WAIT", float)
 )

@@ -100,7 +100,10 @@ class HashingGate:
 
 
 def hashing_slots() -> int:
-    """Verifications one process runs at once: HASHING_SLOTS, or one per core."""
+    """Verifications one process runs at once: HASHING_SLOTS, or one per core.
+
+    ``keyhouse serve`` sets HASHING_SLOTS for its workers (ops/serve.py).
+    """
     return settings.HASHING_SLOTS or os.cpu_count() or 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -30,12 +31,34 @@ class KeyhouseServer(BaseApplication):
         return application
 
 
+def hashing_slots_per_worker(workers: int, cores: int) -> int:
+    """Enough slots that the workers together verify on every core at once, and no more.
+
+    More, e.g. every core in every worker, would let a worker that holds most of
+    the keep-alive connections still use every core, but in the usual, even case
+    it runs workers × cores Argon2 computations on ``cores`` cores, and those take
+    longer per computation (caches, switching): measured on 2 cores with 2
+    workers, 74–75 logins/s with 2 slots per worker against 81 with 1
+    (docs/decisions.md, "Hot paths").
+    """
+    return max(1, math.ceil(cores / max(1, workers)))
+
+
+def set_worker_hashing_slots(workers: int) -> None:
+    """Give each worker its share of the cores, unless the operator set HASHING_SLOTS."""
+    from django.conf import settings
+
+    if not settings.HASHING_SLOTS:
+        settings.HASHING_SLOTS = hashing_slots_per_worker(workers, os.cpu_count() or 1)
+
+
 def serve(host: str, port: int, workers: int) -> None:
     from django.conf import settings
 
     from keyhouse.ops.metrics_dir import child_exit, prepare_metrics_dir
 
     on_exit = prepare_metrics_dir()  # ops: before the fork and before prometheus_client loads
+    set_worker_hashing_slots(workers)  # before the fork: the workers inherit it
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     KeyhouseServer(
         {
