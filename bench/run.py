@@ -51,6 +51,8 @@ from servers import (  # noqa: E402
     wrk,
 )
 
+from keyhouse.ops.serve import hashing_slots_per_worker  # noqa: E402
+
 CORES = len(os.sched_getaffinity(0))
 PASSWORD = "bench-Argon2id-horse-battery-7"
 FORM = "application/x-www-form-urlencoded"
@@ -319,9 +321,9 @@ class Bench:
             "cores": CORES,
             "workers": cfg.workers,
             "threads_per_worker": seed["server"]["threads"],
-            # 0: `keyhouse serve` gives each worker its share of the cores (ops/serve.py).
+            # 0: `keyhouse serve` gives each worker its share of the cores.
             "hashing_slots_per_worker": seed["server"]["hashing_slots"]
-            or math.ceil((os.cpu_count() or 1) / cfg.workers),
+            or hashing_slots_per_worker(cfg.workers, os.cpu_count() or 1),
             "hashing_max_wait_s": seed["server"]["hashing_max_wait"],
             "hashing_max_waiters": seed["server"]["hashing_max_waiters"],
             "argon2": a,
