@@ -156,6 +156,24 @@ class DirectoryUnavailableError(JsonableError):
         return {"Retry-After": "30"}
 
 
+class ServiceUnavailableError(JsonableError):
+    """The database or Redis is down or hung (keyhouse/outages.py). Not a Zulip error (503)."""
+
+    http_status_code = 503
+    code = "SERVICE_UNAVAILABLE"
+    default_msg = "The server is temporarily unavailable; try again in a moment"
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__()
+
+    def trailing_fields(self) -> dict[str, Any]:
+        return {"retry-after": self.retry_after}
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class MethodNotAllowedError(JsonableError):
     """Zulip's ``json_method_not_allowed``: 405 with no ``code``."""
 

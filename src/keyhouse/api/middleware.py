@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 
 from keyhouse.api.errors import (
@@ -17,12 +18,14 @@ from keyhouse.api.errors import (
     PayloadTooLargeError,
     RateLimitedError,
     ServerOverloadedError,
+    ServiceUnavailableError,
 )
 from keyhouse.api.responses import json_error
 from keyhouse.auth.exceptions import DirectoryUnavailable
 from keyhouse.auth.hashing_gate import HashingOverloaded
 from keyhouse.auth.ratelimit import RateLimited
 from keyhouse.auth.ratelimit.limiter import rate_limit_headers
+from keyhouse.outages import DependencyUnavailable
 
 logger = logging.getLogger("keyhouse.api")
 
@@ -60,6 +63,11 @@ class ZulipJsonErrorMiddleware:
             return json_error(ServerOverloadedError(exc.retry_after))
         if isinstance(exc, DirectoryUnavailable):
             return json_error(DirectoryUnavailableError())
+        outage = self._outage(exc)
+        if outage is not None:
+            if wants_json_errors(request):
+                return json_error(ServiceUnavailableError(outage.retry_after))
+            return unavailable_page(outage.retry_after)
         if not wants_json_errors(request):
             return None
         if isinstance(exc, Http404):
@@ -74,6 +82,18 @@ class ZulipJsonErrorMiddleware:
         return json_error(InternalServerError())
 
     @staticmethod
+    def _outage(exc: Exception) -> DependencyUnavailable | None:
+        """The database or Redis failed under this request: a 503, not a 500."""
+        if isinstance(exc, DependencyUnavailable):
+            return exc
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            # Connection refused or lost, server shutting down, SQLite busy past its
+            # timeout: a dependency's state, never the client's input.
+            logger.warning("Database unavailable: %s: %s", type(exc).__name__, exc)
+            return DependencyUnavailable("database", 2)
+        return None
+
+    @staticmethod
     def _error_for_status(status: int) -> JsonableError:
         if status == 404:
             return NotFoundError()
@@ -84,3 +104,16 @@ class ZulipJsonErrorMiddleware:
         error = JsonableError("Bad request")
         error.http_status_code = status  # type: ignore[misc]
         return error
+
+
+def unavailable_page(retry_after: int) -> HttpResponse:
+    """Outside the API: a small page that says to come back, never Django's 500 page."""
+    response = HttpResponse(
+        "<!doctype html><title>Temporarily unavailable</title>"
+        "<h1>Temporarily unavailable</h1><p>The server cannot reach a service it needs. "
+        "Please try again in a moment.</p>\n",
+        status=503,
+        content_type="text/html; charset=utf-8",
+    )
+    response["Retry-After"] = str(retry_after)
+    return response
