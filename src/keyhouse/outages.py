@@ -23,7 +23,7 @@ logger = logging.getLogger("keyhouse.outages")
 
 
 class DependencyUnavailable(Exception):
-    """``component`` (``"database"``, ``"redis"``) is down, hung or refusing: not the client's fault."""
+    """``component`` (``"database"``, ``"redis"``) is down, hung or refusing: not the client."""
 
     def __init__(self, component: str, retry_after: int = 5) -> None:
         self.component = component
