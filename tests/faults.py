@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.process_state import wait_stopped
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -88,6 +90,7 @@ class ThrowawayRedis:
     def pause(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGSTOP)
+        wait_stopped([self.proc.pid])
         self.paused = True
 
     def resume(self) -> None:
@@ -196,8 +199,10 @@ class ThrowawayPostgres:
         return [master, *(int(c) for c in children)]
 
     def pause(self) -> None:
-        for pid in self._pids():
+        pids = self._pids()
+        for pid in pids:
             os.kill(pid, signal.SIGSTOP)
+        wait_stopped(pids)
 
     def resume(self) -> None:
         for pid in self._pids():

@@ -35,6 +35,8 @@ from typing import Any
 import ldap
 import ldap.dn
 
+from tests.process_state import wait_stopped
+
 SLAPD = "/usr/sbin/slapd"
 SCHEMA_DIR = Path("/etc/ldap/schema")
 MODULE_DIR = Path("/usr/lib/ldap")
@@ -280,6 +282,7 @@ class Slapd:
         if self._process is None or not self.running:
             raise RuntimeError("slapd is not running")
         self._signal(self._process, signal.SIGSTOP)
+        wait_stopped([self._process.pid])
         self._paused = True
 
     def resume(self) -> None:
