@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,17 @@ def fresh_run_redis() -> None:
 
 
 # --- end PostgreSQL + Redis run ---
+
+
+@pytest.fixture(autouse=True)
+def closed_breakers() -> Iterator[None]:
+    """Each test starts with every dependency believed up: an outage a fault test
+    caused must not turn the next test's calls into 503s."""
+    from keyhouse.redis_client import reset_breakers
+
+    reset_breakers()
+    yield
+    reset_breakers()
 
 
 @pytest.fixture(params=["database", "redis"])

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from keyhouse.outages import DependencyUnavailable
+
 PROG = "keyhouse"
 
 
@@ -537,6 +539,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.func(args)
     except CliError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except DependencyUnavailable as exc:
+        # Raised before the change is written (users/api_key_cache.py): never half-done.
+        print(
+            f"{PROG}: error: {exc.component} is unavailable; nothing was changed"
+            f" (try again in {exc.retry_after} s)",
+            file=sys.stderr,
+        )
         return 1
     except Exception as exc:  # noqa: BLE001 - operators get one line, never a traceback
         print(f"{PROG}: error: {type(exc).__name__}: {exc}", file=sys.stderr)

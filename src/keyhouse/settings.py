@@ -161,6 +161,11 @@ TRUSTED_PROXIES: list[str] = _setting(
 # clients must not share one budget. Set [] to limit loopback too.
 RATE_LIMIT_IP_EXEMPT: list[str] = _setting("RATE_LIMIT_IP_EXEMPT", ["127.0.0.0/8", "::1"])
 REDIS_URL: str = _setting("REDIS_URL", "", "KEYHOUSE_REDIS_URL")
+# Seconds one Redis call may take before Redis counts as down: requests then get a
+# fast 503 for a few seconds (redis_client.py) instead of each waiting on a hung server.
+REDIS_SOCKET_TIMEOUT: float = float(
+    _setting("REDIS_SOCKET_TIMEOUT", 1.0, "KEYHOUSE_REDIS_SOCKET_TIMEOUT", float)
+)
 # Answer "deactivated" and "account in another realm" like a wrong password
 # (no user enumeration, OWASP ASVS 6.3.8). Off by default: Zulip reveals both.
 HIDE_ACCOUNT_STATE: bool = _setting(
@@ -303,10 +308,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's RedisCache with short timeouts, no retries, a breaker (redis_client.py).
+            "BACKEND": "keyhouse.cache_backend.KeyhouseRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "keyhouse",
-            "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
         }
     }
 else:

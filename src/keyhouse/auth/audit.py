@@ -24,6 +24,7 @@ from keyhouse.auth.hashing_gate import HashingOverloaded
 from keyhouse.auth.models import USER_AGENT_MAX, USERNAME_MAX, LoginAttempt
 from keyhouse.auth.ratelimit import RateLimited
 from keyhouse.auth.signals import login_attempted, notify
+from keyhouse.outages import DependencyUnavailable
 from keyhouse.realms.models import Realm
 from keyhouse.users.models import User
 
@@ -44,6 +45,8 @@ def outcome_for_exception(exc: BaseException) -> tuple[str, str]:
         return Outcome.OVERLOADED, "SERVER_OVERLOADED"
     if isinstance(exc, DirectoryUnavailable):
         return Outcome.FAILURE, "LDAP_UNAVAILABLE"
+    if isinstance(exc, DependencyUnavailable):
+        return Outcome.FAILURE, f"{exc.component.upper()}_UNAVAILABLE"
     return Outcome.FAILURE, "INTERNAL_ERROR"
 
 

@@ -21,6 +21,8 @@ from typing import Protocol
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
+from keyhouse.redis_client import guarded
+
 Rule = tuple[int, int]
 
 
@@ -264,24 +266,37 @@ return {0, tostring(oldest + lwindow - now), math.max(0, ln - live), stamp}
 
 
 class RedisStore:
+    """Hits in Redis lists, checked and recorded by one Lua script.
+
+    Every call goes through the Redis breaker (redis_client.py): with Redis down or
+    hung the limit cannot be checked, so the request fails closed with a fast 503
+    (``DependencyUnavailable``) rather than going unlimited or waiting.
+    """
+
     def __init__(self, url: str) -> None:
         import redis
 
-        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        from keyhouse.redis_client import connection_options
+
+        self._redis = redis.Redis.from_url(url, **connection_options())
         self._script = self._redis.register_script(_HIT_SCRIPT)
         self._prefix = "keyhouse:ratelimit:"
+        self._url = url
 
     def hit(self, key: str, rules: list[Rule]) -> StoreAnswer:
         args = [x for rule in rules for x in rule]
-        limited, secs, remaining, *stamp = self._script(keys=[self._prefix + key], args=args)
+        with guarded(self._url):
+            limited, secs, remaining, *stamp = self._script(keys=[self._prefix + key], args=args)
         recorded = stamp[0].decode() if stamp else None
         return StoreAnswer(bool(int(limited)), float(secs), int(remaining), recorded)
 
     def clear(self, key: str) -> None:
-        self._redis.delete(self._prefix + key)
+        with guarded(self._url):
+            self._redis.delete(self._prefix + key)
 
     def refund(self, key: str, recorded: str) -> None:
-        self._redis.lrem(self._prefix + key, 1, recorded)
+        with guarded(self._url):
+            self._redis.lrem(self._prefix + key, 1, recorded)
 
 
 @lru_cache(maxsize=4)
