@@ -26,7 +26,7 @@ from pytest_django.fixtures import Settings
 
 from keyhouse.outages import DependencyUnavailable
 from keyhouse.realms.models import Realm
-from keyhouse.users.actions import regenerate_api_key, set_active
+from keyhouse.users.actions import change_password, regenerate_api_key, set_active
 from keyhouse.users.models import User
 from tests.api.helpers import assert_unauthorized, json_body
 from tests.conftest import PASSWORD, basic_auth
@@ -212,3 +212,13 @@ def test_cli_revocation_with_redis_paused_exits_1_and_says_nothing_changed(
         assert result.stderr.strip().splitlines()[-1] == (
             "keyhouse: error: redis is unavailable; nothing was changed (try again in 2 s)"
         )
+
+
+def test_password_change_with_redis_paused_still_changes_the_password(
+    user: User, cache_on: ThrowawayRedis
+) -> None:
+    """A password change revokes no key (as in Zulip); clearing the failed-login
+    history is best effort, so the change is made and reported as made."""
+    cache_on.pause()
+    change_password(User.objects.get(pk=user.pk), "a much better passphrase 42")
+    assert User.objects.get(pk=user.pk).check_password("a much better passphrase 42")

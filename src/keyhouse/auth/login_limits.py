@@ -14,6 +14,7 @@ from django.http import HttpRequest
 
 from keyhouse.auth.client_ip import client_ip, is_exempt_from_ip_limits
 from keyhouse.auth.ratelimit import clear, hit, refund
+from keyhouse.outages import DependencyUnavailable
 from keyhouse.realms.models import Realm
 from keyhouse.users.models import User
 from keyhouse.users.signals import password_changed
@@ -47,5 +48,12 @@ def login_succeeded(realm: Realm, username: str) -> None:
 
 @receiver(password_changed)
 def _clear_on_password_change(sender: type[User], user: User, **kwargs: object) -> None:
-    """Zulip's do_change_password clears the failed-login history."""
-    clear(BY_USERNAME, username_entity(user.realm, user.delivery_email))
+    """Zulip's do_change_password clears the failed-login history.
+
+    Best effort: the password is already changed, and a history that outlives it
+    (Redis was down) only keeps the limit where it was.
+    """
+    try:
+        clear(BY_USERNAME, username_entity(user.realm, user.delivery_email))
+    except DependencyUnavailable:
+        pass  # the breaker logged the outage
