@@ -531,8 +531,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from keyhouse.data_dir import private_umask
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    private_umask()  # the database, its WAL and mails hold secrets (keyhouse/data_dir.py)
     try:
         _setup_django()
         _migrate()

@@ -15,6 +15,8 @@ from typing import Any
 
 import dj_database_url
 
+from keyhouse.data_dir import private_data_dir, private_dir, private_sqlite
+
 
 def _env_bool(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
@@ -43,6 +45,7 @@ def _setting(name: str, default: Any, env: str | None = None, cast: Any = None) 
 BASE_DIR = Path(__file__).resolve().parent
 
 DATA_DIR = Path(_setting("DATA_DIR", "./keyhouse-data", "KEYHOUSE_DATA_DIR")).resolve()
+private_data_dir(DATA_DIR)  # 0700, before anything opens a file in it (keyhouse/data_dir.py)
 
 
 def _secret_key() -> str:
@@ -50,7 +53,6 @@ def _secret_key() -> str:
     explicit = _setting("SECRET_KEY", None, "KEYHOUSE_SECRET_KEY")
     if explicit:
         return explicit
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
     key_file = DATA_DIR / "secret_key"
     try:
         return key_file.read_text().strip()
@@ -281,6 +283,7 @@ if DATABASE_URL:
         "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
     }
 else:
+    private_sqlite(DATA_DIR / "keyhouse.sqlite3")  # 0600, and so its -wal and -shm
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
@@ -396,6 +399,8 @@ EMAIL_BACKEND: str = _setting(
     else "django.core.mail.backends.filebased.EmailBackend",
     "KEYHOUSE_EMAIL_BACKEND",
 )
+if EMAIL_BACKEND == "django.core.mail.backends.filebased.EmailBackend":
+    private_dir(Path(EMAIL_FILE_PATH))  # reset links: 0700 (new files 0600: the umask)
 DEFAULT_FROM_EMAIL: str = _setting(
     "DEFAULT_FROM_EMAIL",
     f"keyhouse <noreply@{EXTERNAL_HOST or 'localhost'}>",

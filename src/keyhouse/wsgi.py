@@ -9,6 +9,10 @@ import os
 
 import django
 
+from keyhouse.data_dir import private_umask
+
+# Under any WSGI server, not only `keyhouse serve`: what the app writes is private.
+private_umask()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "keyhouse.settings")
 django.setup(set_prefix=False)
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from pathlib import Path
 
 import pytest
 from django.db import connection, connections
@@ -16,6 +21,7 @@ from django.test import RequestFactory
 
 from keyhouse.auth.ratelimit import RateLimited, clear, hit, refund
 from keyhouse.auth.ratelimit.stores import HITS_TABLE, SqliteStore, decide, get_store
+from tests.e2e.harness import REPO_ROOT, clean_env
 
 
 def test_decide_is_zulips_rule() -> None:
@@ -261,3 +267,25 @@ def test_refusal_wait_is_the_widest_rules_as_decide_says(
     # decide() on the same rows, at the earliest and latest instants the store could use
     assert decide(log, rules, after)[1] <= answer.secs_to_freedom <= decide(log, rules, before)[1]
     assert hits_of(key) == log  # the refusal is not recorded
+
+
+def test_sqlite_hit_survives_a_concurrent_clear(tmp_path: Path) -> None:
+    """A login's clear() between a hit's insert and its count left no row: a TypeError (500).
+
+    Threads hammer hit and clear on one key of a real SQLite file, each thread with
+    its own connection, as gunicorn's threads do (issue #12, B4).
+    """
+    env = clean_env(KEYHOUSE_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=os.pathsep.join(sys.path))
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.auth.sqlite_store_hammer", "3"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["hits"] > 1000 and report["clears"] > 1000, report  # the race was exercised
+    assert report["errors"] == 0, report
+    assert report["answers_ok"], report

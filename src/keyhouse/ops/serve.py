@@ -52,6 +52,32 @@ def set_worker_hashing_slots(workers: int) -> None:
         settings.HASHING_SLOTS = hashing_slots_per_worker(workers, os.cpu_count() or 1)
 
 
+def close_db_connections() -> None:
+    """Close every database connection this process holds, before gunicorn forks.
+
+    SQLite must not see a connection cross ``fork()`` (sqlite.org/howtocorrupt.html,
+    2.6): its POSIX locks belong to the process and are not inherited, yet the
+    child inherits the in-memory record that it holds them. Workers forked while
+    the master kept its ``migrate`` connection then never took the WAL index's
+    "in use" lock themselves; after a kill -9 of the master the next process to
+    open the database took itself to be alone, reset the WAL index under a live
+    worker and lost or damaged committed pages (tests/ops/test_sqlite_crash.py).
+    On PostgreSQL a shared socket would interleave two processes' protocol.
+    """
+    from django.db import connections
+
+    connections.close_all()
+
+
+def _pre_fork(server: Any, worker: Any) -> None:
+    # Guard for whatever opened a connection in the master after startup.
+    close_db_connections()
+
+
+def _when_ready(server: Any) -> None:
+    close_db_connections()
+
+
 def serve(host: str, port: int, workers: int) -> None:
     from django.conf import settings
 
@@ -59,6 +85,7 @@ def serve(host: str, port: int, workers: int) -> None:
 
     on_exit = prepare_metrics_dir()  # ops: before the fork and before prometheus_client loads
     set_worker_hashing_slots(workers)  # before the fork: the workers inherit it
+    close_db_connections()  # the CLI's migrate left one open; none may cross fork()
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     KeyhouseServer(
         {
@@ -78,6 +105,8 @@ def serve(host: str, port: int, workers: int) -> None:
             # servers (tests, scale-out on one host) would fight over it.
             "control_socket_disable": True,
             "proc_name": "keyhouse",
+            "when_ready": _when_ready,
+            "pre_fork": _pre_fork,
             # ops: multiprocess metrics (ops/metrics_dir.py)
             "child_exit": child_exit,
             "on_exit": on_exit,

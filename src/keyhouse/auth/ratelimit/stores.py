@@ -142,6 +142,10 @@ class SqliteStore:
     sqlite3 connection under Django's (same connection, same transaction): Django's
     cursor wrapper costs as much CPU as SQLite's work on these indexed statements.
 
+    The headers' figures (hits left, seconds to reset) come from a second
+    statement, so they describe the key as it is just after the hit: a concurrent
+    ``clear()`` in between leaves an empty window, answered as such.
+
     Housekeeping: a key's expired hits go with 1 % of its hits; other keys' expired
     hits (a username tried once, say) go in a sweep at most once a minute per
     process.
@@ -175,6 +179,11 @@ class SqliteStore:
             )
             live, oldest = cursor.fetchone()
             self._housekeeping(cursor, key, now, horizon)
+        if oldest is None:
+            # A clear() (a successful login) ran between the two statements and
+            # took this hit with the rest: the window is empty, as after a clear.
+            # Reading the state as it is now keeps the write lock off Python code.
+            return StoreAnswer(False, 0.0, n, repr(now))
         return StoreAnswer(False, oldest + window - now, max(0, n - live), repr(now))
 
     def _housekeeping(self, cursor: sqlite3.Cursor, key: str, now: float, horizon: float) -> None:
