@@ -353,7 +353,11 @@ METRICS_ALLOWED_IPS: list[str] = _setting(
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "keyhouse.ops.request_id.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "keyhouse.ops.request_id.RequestIdFilter"},
+        # Secret URL segments and query values out of every line (keyhouse/redact.py).
+        "redact": {"()": "keyhouse.redact.RedactingFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
         "json": {"()": "keyhouse.ops.log_format.JsonFormatter"},
@@ -362,7 +366,7 @@ LOGGING = {
         "stderr": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT,
-            "filters": ["request_id"],
+            "filters": ["request_id", "redact"],
         }
     },
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
