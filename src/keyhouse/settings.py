@@ -238,9 +238,13 @@ MIDDLEWARE = [
     "keyhouse.ops.request_id.RequestIdMiddleware",
     "keyhouse.ops.metrics.MetricsMiddleware",
     # --- end ops ---
+    # Outside the error middleware, so that its HTML error pages get the policy too.
+    "keyhouse.web.page_middleware.ContentSecurityPolicyMiddleware",
     "keyhouse.api.middleware.ZulipJsonErrorMiddleware",
     "keyhouse.api.input_validation.InputValidationMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Every cookie Secure on an HTTPS request (web/secure_cookies.py).
+    "keyhouse.web.secure_cookies.SecureCookiesMiddleware",
     # Static files (the stylesheet, the admin's assets) straight from the app
     # directories: no collectstatic step, no separate file server needed.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -337,7 +341,20 @@ SESSION_COOKIE_AGE = 14 * 24 * 3600
 
 # The username is unique per realm (case-insensitively), not server-wide, and
 # our own backends look users up by realm; Django's warning does not apply.
-SILENCED_SYSTEM_CHECKS = ["auth.W004"]
+# The security.* ones are `check --deploy` false positives (docs/deploy.md,
+# "Checking the configuration"): W002/W003 look for Django's own clickjacking and
+# CSRF middleware, which keyhouse runs as page-only subclasses (web/page_middleware.py);
+# W004/W008: TLS ends at the proxy (keyhouse serve speaks plain http), which sends
+# HSTS and redirects http to https; W012: cookies are made Secure per HTTPS request
+# (web/secure_cookies.py), and keyhouse.W001 warns when that cannot work.
+SILENCED_SYSTEM_CHECKS = [
+    "auth.W004",
+    "security.W002",
+    "security.W003",
+    "security.W004",
+    "security.W008",
+    "security.W012",
+]
 
 LOG_LEVEL: str = _setting("LOG_LEVEL", "INFO", "KEYHOUSE_LOG_LEVEL").upper()
 # --- ops: logs, health checks, metrics (docs/deploy.md) ----------------------
@@ -361,7 +378,11 @@ METRICS_ALLOWED_IPS: list[str] = _setting(
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "keyhouse.ops.request_id.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "keyhouse.ops.request_id.RequestIdFilter"},
+        # Secret URL segments and query values out of every line (keyhouse/redact.py).
+        "redact": {"()": "keyhouse.redact.RedactingFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
         "json": {"()": "keyhouse.ops.log_format.JsonFormatter"},
@@ -370,7 +391,7 @@ LOGGING = {
         "stderr": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT,
-            "filters": ["request_id"],
+            "filters": ["request_id", "redact"],
         }
     },
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},

@@ -237,3 +237,41 @@ def test_fetch_api_key_survives_a_broken_mail_server(
     response = client.post("/api/v1/fetch_api_key", data)
     assert response.status_code == 200
     assert response.json()["api_key"] == old_user.api_key
+
+
+# --- Which URL it names: the realm's, never a Host header a stranger chose -----------------
+
+
+@pytest.mark.parametrize("host", ["evil.com", "evil.com:443", "localhost:6666", "127.0.0.1"])
+def test_a_forged_host_is_not_named(
+    client: Client, old_user: User, settings: Settings, host: str
+) -> None:
+    """``Host: evil.com`` resolves to the root realm; the mail names the configured URL."""
+    settings.EXTERNAL_HOST = "avianforum.ca"
+    data = {"username": old_user.delivery_email, "password": PASSWORD}
+    response = client.post("/api/v1/fetch_api_key", data, HTTP_HOST=host, REMOTE_ADDR="203.0.113.9")
+    assert response.status_code == 200
+    [message] = mail.outbox
+    assert "Test Org (http://avianforum.ca)" in message.body
+    assert host.split(":")[0] not in message.body.replace("avianforum.ca", "")
+
+
+def test_behind_a_tls_proxy_the_url_is_https(
+    client: Client, old_user: User, settings: Settings
+) -> None:
+    settings.EXTERNAL_HOST = "avianforum.ca"
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    data = {"username": old_user.delivery_email, "password": PASSWORD}
+    assert client.post("/api/v1/fetch_api_key", data, HTTP_HOST="evil.com").status_code == 200
+    assert "Test Org (https://avianforum.ca)" in mail.outbox[0].body
+
+
+def test_without_external_host_an_untrusted_host_is_left_out(
+    client: Client, old_user: User, settings: Settings
+) -> None:
+    settings.ALLOWED_HOSTS = ["*"]
+    data = {"username": old_user.delivery_email, "password": PASSWORD}
+    assert client.post("/api/v1/fetch_api_key", data, HTTP_HOST="evil.com").status_code == 200
+    [message] = mail.outbox
+    assert "evil.com" not in message.body
+    assert "in the organization Test Org\n" in message.body

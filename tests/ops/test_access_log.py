@@ -187,3 +187,28 @@ def test_nothing_written_when_access_log_is_off(lines: Lines) -> None:
     env = environ()
     theirs, ours = both_lines(lines, Response(), request_headers(env), env, accesslog=None)
     assert theirs == ours == []
+
+
+def test_secret_path_segments_redacted(lines: Lines) -> None:
+    """A reset link or desktop-login token in the path: the line names the page, not the token."""
+    token = "dj0kk9-ec8aeb5e431cc5a05384fa27b3528de5"
+    env = environ(REQUEST_METHOD="GET", PATH_INFO=f"/accounts/password/reset/MQ/{token}/")
+    _, ours = both_lines(lines, Response(status="302 Found"), request_headers(env), env)
+    [line] = ours
+    assert token not in line
+    assert '"GET /accounts/password/reset/MQ/<redacted>/ HTTP/1.1" 302' in line
+
+
+def test_gunicorns_error_log_is_redacted(lines: Lines) -> None:
+    """It quotes refused request lines, query and all ("Invalid HTTP request line: …")."""
+    keyhouse_logger = AccessLogger(config())
+    keyhouse_logger.error_log.addHandler(lines)
+    keyhouse_logger.setup(config())  # a config reload must not stack a second filter
+    keyhouse_logger.warning(
+        "Invalid request from ip=%s: %s",
+        "203.0.113.9",
+        "Invalid HTTP request line: 'GET /api/v1/fetch_api_key?password=hunter2\\x7f HTTP/1.1'",
+    )
+    [line] = lines.lines
+    assert "hunter2" not in line and "password=<redacted>" in line
+    assert len(keyhouse_logger.error_log.filters) == 1

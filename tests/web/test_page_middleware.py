@@ -7,6 +7,9 @@ clickjacking header and their CSRF check, and the API still answers.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from django.conf import settings as django_settings
 from django.test import Client
@@ -14,6 +17,7 @@ from pytest_django.fixtures import Settings
 
 from keyhouse.realms.models import Realm
 from keyhouse.users.models import User
+from keyhouse.web.page_middleware import CONTENT_SECURITY_POLICY
 from tests.api.helpers import json_body
 from tests.conftest import PASSWORD
 from tests.web.conftest import csrf_token
@@ -94,3 +98,52 @@ def test_api_post_needs_no_csrf_token(user: User) -> None:
     )
     assert json_body(response, 200)["api_key"] == user.api_key
     assert "X-Frame-Options" not in response.headers
+
+
+# --- Content-Security-Policy ------------------------------------------------------
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "src/keyhouse/web/templates"
+_INLINE = re.compile(
+    r"<script(?![^>]*\bsrc=)[^>]*>|<style\b|\sstyle=|\son[a-z]+=|javascript:", re.IGNORECASE
+)
+
+
+@pytest.mark.parametrize(
+    "path", ["/login/", "/accounts/password/reset/", "/accounts/password/reset/done/",
+             "/accounts/password/reset/MQ/not-a-token/", "/accounts/login/subdomain/" + "x" * 32,
+             "/account/api-key/", "/admin/login/"],
+)  # fmt: skip
+def test_pages_carry_the_policy(client: Client, realm: Realm, path: str) -> None:
+    response = client.get(path, follow=True)
+    assert response["Content-Type"].startswith("text/html"), path
+    assert response["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+
+
+def test_an_unknown_realms_page_carries_it_too(
+    client: Client, realm: Realm, external_host: str
+) -> None:
+    response = client.get("/login/", HTTP_HOST=f"nowhere.{external_host}")
+    assert response["Content-Type"].startswith("text/html")
+    assert "Content-Security-Policy" in response
+
+
+def test_json_answers_do_not(client: Client, realm: Realm) -> None:
+    for path in ("/api/v1/server_settings", "/api/v1/nope", "/json/fetch_api_key"):
+        assert "Content-Security-Policy" not in client.get(path), path
+
+
+def test_the_policy_allows_no_inline_code_and_the_templates_have_none() -> None:
+    """An inline script or style would be blocked: the templates must not need one."""
+    assert "'unsafe-inline'" not in CONTENT_SECURITY_POLICY
+    assert "script-src 'self'" in CONTENT_SECURITY_POLICY
+    offenders = [
+        f"{template.relative_to(TEMPLATES_DIR)}: {match.group(0)}"
+        for template in TEMPLATES_DIR.rglob("*.html")
+        for match in _INLINE.finditer(template.read_text())
+    ]
+    assert not offenders
+
+
+def test_the_mobile_flow_may_end_in_the_apps_scheme() -> None:
+    """Browsers hold a form's redirect to form-action: the zulip:// hand-off must pass."""
+    assert "form-action 'self' zulip:" in CONTENT_SECURITY_POLICY

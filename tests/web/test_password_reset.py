@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
+from types import FrameType
 from urllib.parse import urlsplit
 
+import django
 import pytest
 from django.test import Client
 from pytest_django.fixtures import Settings
@@ -306,19 +311,62 @@ def test_per_ip_limit_spans_addresses(
 # --- where the link points -------------------------------------------------------------------
 
 
-def test_untrusted_host_gets_no_mail(
-    member: User, smtp_server: Collector, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("attacker.test", "http://example.org/"),  # names no realm: the root realm's link
+        ("forum.example.org:6666", "http://forum.example.org/"),  # any port
+        ("localhost:8000", "http://example.org/"),  # a loopback name on a production host
+        ("127.0.0.1", "http://example.org/"),
+    ],
+)
+def test_links_use_the_realms_configured_url_whatever_the_host_header(
+    member: User, smtp_server: Collector, host: str, expected: str
 ) -> None:
     """Host-header poisoning: a link to the attacker's host would hand them the token."""
     root = Realm.objects.create(subdomain="", name="Root", authentication_methods=["email"])
     create_user(root, "victim@example.com", "Victim", password=OLD_PASSWORD)
-    attacker = Client(
-        HTTP_HOST="attacker.test", REMOTE_ADDR=CLIENT_IP
-    )  # resolves to the root realm
+    email = member.delivery_email if host.startswith("forum.") else "victim@example.com"
+    status, location, _ = ask_reset(Client(HTTP_HOST=host, REMOTE_ADDR=CLIENT_IP), email)
+    assert (status, location) == (302, DONE_URL)
+    assert only_mail(smtp_server).startswith(expected + "accounts/password/reset/")
+    [message] = smtp_server.received()
+    assert host not in message.text  # not in the link, nor in "keyhouse at <host>"
+
+
+def test_behind_a_tls_proxy_links_are_https(
+    member: User, settings: Settings, smtp_server: Collector
+) -> None:
+    """Even for a plain-http request: a stranger's request must not downgrade the link."""
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    ask_reset(Client(HTTP_HOST=HOST, REMOTE_ADDR=CLIENT_IP), member.delivery_email)
+    assert only_mail(smtp_server).startswith(f"https://{HOST}/accounts/password/reset/")
+
+
+def test_without_external_host_an_unlisted_host_gets_no_mail(
+    db: None, settings: Settings, smtp_server: Collector, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Development: the request's host only if ALLOWED_HOSTS names it ("*" names none)."""
+    settings.EXTERNAL_HOST = ""
+    settings.ALLOWED_HOSTS = ["*"]
+    root = Realm.objects.create(subdomain="", name="Root", authentication_methods=["email"])
+    create_user(root, "victim@example.com", "Victim", password=OLD_PASSWORD)
+    attacker = Client(HTTP_HOST="attacker.test", REMOTE_ADDR=CLIENT_IP)
     status, location, _ = ask_reset(attacker, "victim@example.com")
     assert (status, location) == (302, DONE_URL)
     assert smtp_server.received() == []
     assert "not trusted for links" in caplog.text
+
+
+def test_without_external_host_a_listed_host_is_used(
+    db: None, settings: Settings, smtp_server: Collector
+) -> None:
+    settings.EXTERNAL_HOST = ""
+    settings.ALLOWED_HOSTS = ["keyhouse.lan"]
+    root = Realm.objects.create(subdomain="", name="Root", authentication_methods=["email"])
+    create_user(root, "victim@example.com", "Victim", password=OLD_PASSWORD)
+    ask_reset(Client(HTTP_HOST="keyhouse.lan:9991", REMOTE_ADDR=CLIENT_IP), "victim@example.com")
+    assert only_mail(smtp_server).startswith("http://keyhouse.lan:9991/accounts/password/reset/")
 
 
 def test_loopback_host_is_trusted_without_external_host(
@@ -391,3 +439,71 @@ def test_implicit_tls_turns_starttls_off(tmp_path: Path) -> None:
         tmp_path, 'EMAIL_HOST = "smtp.example"\nEMAIL_PORT = 465\nEMAIL_USE_SSL = true\n'
     )
     assert (s["EMAIL_PORT"], s["EMAIL_USE_SSL"], s["EMAIL_USE_TLS"]) == (465, True, False)
+
+
+# --- the same work for every address (timing) -----------------------------------------------
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "keyhouse"
+# Besides keyhouse itself, the steps whose presence would tell the cases apart:
+# the token, the URL, the mail connection, template rendering and mail sending.
+WATCHED = (str(SRC), *(str(Path(django.__file__).parent / p) for p in (
+    "contrib/auth/tokens.py", "urls", "core/mail", "template", "utils/http.py")))  # fmt: skip
+
+
+def request_thread_steps(client: Client, email: str) -> Counter[str]:
+    """Every watched function the request thread calls while the form is submitted.
+
+    A profiler hook is per thread: what the mail thread does is not recorded.
+    """
+    steps: Counter[str] = Counter()
+
+    def profile(frame: FrameType, event: str, _arg: object) -> None:
+        if event == "call" and frame.f_code.co_filename.startswith(WATCHED):
+            steps[f"{Path(frame.f_code.co_filename).name}:{frame.f_code.co_name}"] += 1
+
+    sys.setprofile(profile)
+    try:
+        response = client.post(RESET_URL, {"email": email})
+    finally:
+        sys.setprofile(None)
+    wait_for_pending()
+    assert response.status_code == 302
+    return steps
+
+
+def test_the_request_thread_does_the_same_steps_for_real_and_unknown_accounts(
+    web: Client, member: User, settings: Settings, smtp_server: Collector
+) -> None:
+    settings.EMAIL_IN_BACKGROUND = True  # as in production: the mail thread renders and sends
+    settings.RATE_LIMITING = False  # the limits count both the same; this test asks many times
+    for email in (member.delivery_email, "nobody@example.com"):  # warm caches and templates
+        request_thread_steps(web, email)
+    real = request_thread_steps(web, member.delivery_email)
+    unknown = request_thread_steps(web, "nobody@example.com")
+    assert "tokens.py:make_token" in real
+    assert "mail.py:send_in_background" in real
+    assert real == unknown, (real - unknown, unknown - real)
+    assert len(smtp_server.received()) == 2  # and only the real account got mail
+
+
+def test_bench_real_and_unknown_accounts_take_the_same_time(
+    web: Client, member: User, settings: Settings
+) -> None:
+    """Printed figures; the check is generous (the step comparison above is the proof).
+
+    Django's in-memory mail backend: an SMTP server in this process would take
+    CPU from the next request while it parses the mail, which a real one does not.
+    """
+    settings.EMAIL_IN_BACKGROUND = True
+    settings.RATE_LIMITING = False
+    timings: dict[str, list[float]] = {"real": [], "unknown": []}
+    emails = {"real": member.delivery_email, "unknown": "nobody@example.com"}
+    for _ in range(100):
+        for case, email in emails.items():
+            started = time.perf_counter()
+            assert web.post(RESET_URL, {"email": email}).status_code == 302
+            timings[case].append(time.perf_counter() - started)
+            wait_for_pending()  # the next request does not share the CPU with this mail
+    medians = {case: statistics.median(t) * 1000 for case, t in timings.items()}
+    print(f"password reset request, median of 100: {medians}")
+    assert 0.5 < medians["real"] / medians["unknown"] < 2.0

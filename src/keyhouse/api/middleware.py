@@ -26,6 +26,7 @@ from keyhouse.auth.hashing_gate import HashingOverloaded
 from keyhouse.auth.ratelimit import RateLimited
 from keyhouse.auth.ratelimit.limiter import rate_limit_headers
 from keyhouse.outages import DependencyUnavailable
+from keyhouse.redact import redact_path
 
 logger = logging.getLogger("keyhouse.api")
 
@@ -78,7 +79,8 @@ class ZulipJsonErrorMiddleware:
             return json_error(PayloadTooLargeError())
         if isinstance(exc, SuspiciousOperation):
             return json_error(JsonableError("Bad request"))
-        logger.error("Internal server error on %s %s", request.method, request.path, exc_info=exc)
+        path = redact_path(request.path)
+        logger.error("Internal server error on %s %s", request.method, path, exc_info=exc)
         return json_error(InternalServerError())
 
     @staticmethod

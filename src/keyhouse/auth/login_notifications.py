@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from keyhouse.auth.client_ip import client_ip
 from keyhouse.mail import send_in_background
-from keyhouse.realms.resolve import base_url
+from keyhouse.realms.links import mail_link_base
 from keyhouse.users.models import User
 
 logger = logging.getLogger("keyhouse.auth.login_notifications")
@@ -89,13 +89,15 @@ def login_email_text(request: HttpRequest, user: User, when: datetime) -> tuple[
     system = device_os(user_agent) or UNKNOWN_OS
     ip = client_ip(request) or UNKNOWN_IP
     realm = user.realm
-    url = base_url(request)
+    # The realm's configured URL, not the Host header: a stranger chose that one.
+    url = mail_link_base(request, realm)
+    where = f" ({url})" if url else ""
     login_time = when.astimezone(UTC).strftime("%A, %B %d, %Y at %H:%M UTC")
     subject = f"New login to {realm.name}"
     body = (
         f"Hello {user.full_name},\n"
         "\n"
-        f"Your account {user.delivery_email} in the organization {realm.name} ({url})\n"
+        f"Your account {user.delivery_email} in the organization {realm.name}{where}\n"
         "was just signed in to:\n"
         "\n"
         f"  Time:       {login_time}\n"

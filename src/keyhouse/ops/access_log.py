@@ -15,6 +15,8 @@ from typing import Any
 
 from gunicorn import glogging
 
+from keyhouse.redact import RedactingFilter, redact_path
+
 ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
 _LINE = '%s "%s %s %s" %s %s %sms "%s"'
 
@@ -27,6 +29,11 @@ def _quoted(value: Any) -> Any:
 
 
 class AccessLogger(glogging.Logger):
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        if not any(isinstance(f, RedactingFilter) for f in self.error_log.filters):
+            self.error_log.addFilter(RedactingFilter())
+
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         if not hasattr(self, "access_log_enabled"):  # gunicorn < 24 decides inside access()
             super().access(resp, req, environ, request_time)
@@ -42,7 +49,7 @@ class AccessLogger(glogging.Logger):
             _LINE,
             _quoted(environ.get("REMOTE_ADDR")),
             _quoted(environ.get("REQUEST_METHOD")),
-            _quoted(environ.get("PATH_INFO")),
+            _quoted(redact_path(environ.get("PATH_INFO"))),
             _quoted(environ.get("SERVER_PROTOCOL")),
             _quoted(status),
             getattr(resp, "sent", None),

@@ -8,25 +8,29 @@ they embed the password hash and the last login, so a link dies once used or
 once the user logs in, and after ``PASSWORD_RESET_TIMEOUT`` seconds.
 
 The request page answers every submission the same way (account or not,
-active or not, rate limited or not) and mails off the request thread
-(web/mail.py), so neither the page nor its timing tells whether an address has
-an account.
+active or not, rate limited or not), and the request thread does the same work
+for every address: it makes a token (for a stand-in user when there is no
+eligible account) and queues a mail, which the mail thread renders either way and
+sends only for a real account (keyhouse/mail.py). So neither the page nor its
+timing tells whether an address has an account. The link is built on the realm's
+configured URL, never on an untrusted Host header (realms/links.py).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import SetPasswordForm
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.contrib.auth.tokens import default_token_generator
 from django.contrib.auth.views import INTERNAL_RESET_SESSION_TOKEN, PasswordResetConfirmView
 from django.core.mail import EmailMessage
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.http.request import split_domain_port, validate_host
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse, reverse_lazy
@@ -37,6 +41,7 @@ from django.views.decorators.cache import never_cache
 from keyhouse.auth.client_ip import client_ip, is_exempt_from_ip_limits
 from keyhouse.auth.ratelimit import RateLimited, hit
 from keyhouse.mail import send_in_background
+from keyhouse.realms.links import mail_link_base
 from keyhouse.realms.methods import email_auth_enabled
 from keyhouse.realms.models import Realm
 from keyhouse.realms.resolve import realm_for_request
@@ -98,38 +103,19 @@ def _over_limit(request: HttpRequest, email: str) -> bool:
     return False
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+def _stand_in(realm: Realm, email: str) -> User:
+    """An unsaved user to make a token for when no account may reset: the same work."""
+    return User(realm=realm, delivery_email=email, full_name="", password=UNUSABLE_PASSWORD_PREFIX)
 
 
-def link_host_is_trusted(request: HttpRequest) -> bool:
-    """May a mailed link point at the host this request names?
+def _reset_mail_builder(
+    link_base: str, user: User, realm: Realm, send: bool
+) -> Callable[[], EmailMessage | None]:
+    """The token and every value the mail needs, now; rendering happens on the mail thread.
 
-    The reset link uses the request's host, and the Host header is the client's
-    to choose: with ``ALLOWED_HOSTS = ["*"]`` (keyhouse's default) an attacker
-    could have the victim's link point at a server of theirs ("password reset
-    poisoning"). Trusted are: names under ``EXTERNAL_HOST``, hosts listed
-    explicitly in ``ALLOWED_HOSTS``, and loopback names (such a link leads back to
-    the victim's own machine, so nothing leaks).
+    With ``send`` false (no eligible account) the mail is rendered all the same
+    and then dropped, so the two cases cost the same on both threads.
     """
-    domain, _port = split_domain_port(request.get_host())
-    if not domain:
-        return False
-    external = settings.EXTERNAL_HOST
-    if external and (domain == external or domain.endswith("." + external)):
-        return True
-    if validate_host(domain, [h for h in settings.ALLOWED_HOSTS if h != "*"]):
-        return True
-    return _is_loopback(domain)
-
-
-def _reset_mail_builder(request: HttpRequest, user: User, realm: Realm) -> Any:
-    """Everything a mail needs as plain values now; the rendering happens off-thread."""
     path = reverse(
         "password_reset_confirm",
         kwargs={
@@ -138,47 +124,57 @@ def _reset_mail_builder(request: HttpRequest, user: User, realm: Realm) -> Any:
         },
     )
     context = {
-        "reset_url": request.build_absolute_uri(path),
+        "reset_url": link_base + path,
         "email": user.delivery_email,
         "full_name": user.full_name,
         "realm_name": realm.name,
-        "host": request.get_host(),
+        "host": urlsplit(link_base).netloc,
         "has_password": user.has_usable_password(),
         "valid_hours": max(1, round(settings.PASSWORD_RESET_TIMEOUT / 3600)),
     }
-    to = user.delivery_email
+    to, user_id = user.delivery_email, user.pk
 
-    def build() -> EmailMessage:
+    def build() -> EmailMessage | None:
         subject = render_to_string(f"{TEMPLATES}/email_subject.txt", context)
-        return EmailMessage(
+        message = EmailMessage(
             subject=" ".join(subject.split()),
             body=render_to_string(f"{TEMPLATES}/email_body.txt", context),
             to=[to],
             headers={"Auto-Submitted": "auto-generated"},
         )
+        if not send:
+            return None
+        logger.info("Password reset email for user %s", user_id)
+        return message
 
     return build
 
 
 def request_reset(request: HttpRequest, email: str) -> None:
-    """Mail a reset link if ``email`` names an eligible account here; say nothing either way."""
+    """Mail a reset link if ``email`` names an eligible account here; say nothing either way.
+
+    Everything that may return early depends on the request, never on the address.
+    """
     if _over_limit(request, email):
         return
     realm = realm_for_request(request)
-    if realm is None:
+    if realm is None or realm.deactivated or not email_auth_enabled(realm):
         return
-    user = User.objects.get_by_delivery_email(email, realm)
-    if user is None or not may_reset(user, realm):
-        return
-    if not link_host_is_trusted(request):
+    link_base = mail_link_base(request, realm)
+    if link_base is None:
         logger.warning(
             "Password reset link not sent: host %r is not trusted for links;"
             " set EXTERNAL_HOST (or list the host in ALLOWED_HOSTS)",
             request.get_host(),
         )
         return
-    send_in_background(_reset_mail_builder(request, user, realm), "a password reset email")
-    logger.info("Password reset email queued for user %s", user.id)
+    # From here on, the same calls whether or not there is an account (a test checks).
+    user = User.objects.get_by_delivery_email(email, realm)
+    stand_in = _stand_in(realm, email)
+    candidate = user if user is not None else stand_in
+    eligible = may_reset(candidate, realm) and candidate is user
+    build = _reset_mail_builder(link_base, candidate if eligible else stand_in, realm, eligible)
+    send_in_background(build, "a password reset email")
 
 
 # --- Views ------------------------------------------------------------------------
