@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from keyhouse.config_keys import ConfigError
+
 PROG = "keyhouse"
 
 
@@ -536,6 +538,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _migrate()
         args.func(args)
     except CliError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except ConfigError as exc:  # the config file's own line already names file and key
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - operators get one line, never a traceback
