@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from keyhouse.config_keys import ConfigError
 from keyhouse.outages import DependencyUnavailable
 
 PROG = "keyhouse"
@@ -543,6 +544,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
+    except ConfigError as exc:  # the config file's own line already names file and key
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
     except DependencyUnavailable as exc:
         # Raised before the change is written (users/api_key_cache.py): never half-done.
         print(

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import secrets
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
 
+from keyhouse import config_keys
 from keyhouse.data_dir import private_data_dir, private_dir, private_sqlite
 
 
@@ -23,12 +23,11 @@ def _env_bool(value: str | None) -> bool:
 
 
 def _load_config_file() -> dict[str, Any]:
+    """The file's settings; an unknown key or a wrong type stops the process (config_keys.py)."""
     path = os.environ.get("KEYHOUSE_CONFIG")
     if not path:
         return {}
-    with open(path, "rb") as fh:
-        data = tomllib.load(fh)
-    return {k: v for k, v in data.items() if k.isupper()}
+    return config_keys.load(path)
 
 
 _CONFIG = _load_config_file()

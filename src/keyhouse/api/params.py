@@ -65,19 +65,27 @@ ViewResult = dict[str, Any] | HttpResponse
 
 
 def zulip_endpoint(
-    methods: Iterable[str], *, report_ignored: bool = True
+    methods: Iterable[str], *, report_ignored: bool = True, rest: bool = False
 ) -> Callable[[Callable[..., ViewResult]], Callable[..., HttpResponse]]:
     """Method check (Zulip's 405 body), CSRF exemption and success-body building.
 
-    The view returns the data dict of a success, or a ready response.
+    The view returns the data dict of a success, or a ready response. ``rest``
+    marks a route Zulip serves through ``rest_dispatch`` (``rest_path``): there a
+    GET route also lists HEAD, and OPTIONS answers 204 with ``Allow`` before any
+    authentication. Other routes (Zulip's plain ``path`` with ``require_post`` /
+    ``require_safe``) answer OPTIONS with the 405 like any other method.
     """
     allowed = list(methods)
+    if rest and "GET" in allowed and "HEAD" not in allowed:
+        allowed.append("HEAD")  # rest_dispatch's setdefault("HEAD", GET), listed last
 
     def decorator(view: Callable[..., ViewResult]) -> Callable[..., HttpResponse]:
         @csrf_exempt
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             method = request.method
+            if rest and method == "OPTIONS":
+                return HttpResponse(status=204, headers={"Allow": ", ".join(sorted(allowed))})
             if method == "HEAD" and "GET" in allowed:
                 method = "GET"  # Django strips HEAD bodies; the view runs as for GET
             if method not in allowed:

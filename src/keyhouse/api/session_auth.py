@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.middleware.csrf import CsrfViewMiddleware
+from django.urls import reverse
 
 from keyhouse.api.account_checks import validate_account_and_subdomain
 from keyhouse.api.errors import (
@@ -38,6 +40,15 @@ def enforce_csrf(request: HttpRequest) -> None:
         raise CsrfFailedError(str(reason))
 
 
+def login_redirect(request: HttpRequest) -> HttpResponseRedirect:
+    """Zulip's answer to a browser page without a session (JsonErrorHandler, reference §5.1).
+
+    Only /json/ routes get it: an /api/ route never accepts a session, so sending
+    a browser to the login page and back would loop (docs/compatibility.md).
+    """
+    return HttpResponseRedirect(f"{reverse('login')}?{urlencode({'next': request.path})}")
+
+
 def session_user_required(view: Callable[..., Any]) -> Callable[..., Any]:
     """Signed-in browser session, CSRF token, per-user rate limit, right subdomain."""
 
@@ -45,6 +56,8 @@ def session_user_required(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
+            if "text/html" in request.headers.get("Accept", ""):
+                return login_redirect(request)
             raise UnauthorizedError(www_authenticate="session")
         enforce_csrf(request)
         if settings.RATE_LIMITING:

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from keyhouse.auth.exceptions import DirectoryUnavailable
 from keyhouse.auth.hashing_gate import HashingOverloaded
@@ -27,7 +27,7 @@ from keyhouse.realms.models import Realm
 from keyhouse.realms.resolve import base_url
 from keyhouse.users.actions import regenerate_api_key
 from keyhouse.users.models import User
-from keyhouse.web.decorators import signed_in_page
+from keyhouse.web.decorators import PAGE_METHODS, signed_in_page
 from keyhouse.web.login import DIRECTORY_DOWN, OVERLOADED, rate_limited_message
 
 # How long one password re-entry unlocks the key in this session.
@@ -70,6 +70,7 @@ def _render(
 
 @sensitive_post_parameters("password")
 @never_cache
+@require_http_methods(PAGE_METHODS)  # before the sign-in check: a wrong method is a 405 for all
 @csrf_protect
 @signed_in_page
 def api_key_page(request: HttpRequest, realm: Realm, user: User) -> HttpResponse:

@@ -22,6 +22,11 @@ from keyhouse.users.models import User
 
 RealmView = Callable[..., HttpResponse]
 
+# A form page: shown by GET (and HEAD, which browsers and link checkers send),
+# submitted by POST. Any other method, OPTIONS included, is Django's 405 with
+# ``Allow``: a page has nothing to say to a CORS preflight (docs/compatibility.md).
+PAGE_METHODS = ["GET", "HEAD", "POST"]
+
 
 def realm_not_found(request: HttpRequest) -> HttpResponse:
     return render(

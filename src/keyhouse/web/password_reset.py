@@ -37,6 +37,7 @@ from django.urls import reverse, reverse_lazy
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_safe
 
 from keyhouse.auth.client_ip import client_ip, is_exempt_from_ip_limits
 from keyhouse.auth.ratelimit import RateLimited, hit
@@ -48,6 +49,7 @@ from keyhouse.realms.resolve import realm_for_request
 from keyhouse.users.actions import change_password
 from keyhouse.users.models import User
 from keyhouse.users.password_policy import PasswordTooWeakError
+from keyhouse.web.decorators import PAGE_METHODS
 
 logger = logging.getLogger("keyhouse.web.password_reset")
 
@@ -181,6 +183,7 @@ def request_reset(request: HttpRequest, email: str) -> None:
 
 
 @never_cache
+@require_http_methods(PAGE_METHODS)
 def password_reset_request(request: HttpRequest) -> HttpResponse:
     """The form; a valid submission always ends on the same "check your email" page."""
     if request.method == "POST":
@@ -193,6 +196,7 @@ def password_reset_request(request: HttpRequest) -> HttpResponse:
     return render(request, f"{TEMPLATES}/request.html", {"form": form})
 
 
+@require_safe
 def password_reset_done(request: HttpRequest) -> HttpResponse:
     return render(request, f"{TEMPLATES}/done.html")
 
@@ -228,8 +232,11 @@ class PasswordResetConfirm(PasswordResetConfirmView):
         return HttpResponseRedirect(self.get_success_url())
 
 
-password_reset_confirm = PasswordResetConfirm.as_view()  # never_cache, sensitive: inherited
+# never_cache, sensitive: inherited. The method check comes first: Django's view
+# renders its "invalid link" page for any method, PUT is its POST.
+password_reset_confirm = require_http_methods(PAGE_METHODS)(PasswordResetConfirm.as_view())
 
 
+@require_safe
 def password_reset_complete(request: HttpRequest) -> HttpResponse:
     return render(request, f"{TEMPLATES}/complete.html")

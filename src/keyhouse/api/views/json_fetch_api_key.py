@@ -19,7 +19,7 @@ from keyhouse.realms.resolve import realm_for_request
 from keyhouse.users.models import User
 
 
-@zulip_endpoint(["POST"])
+@zulip_endpoint(["POST"], rest=True)  # Zulip: rest_path("json/fetch_api_key", POST=…)
 @session_user_required
 def json_fetch_api_key(request: HttpRequest, user: User) -> dict[str, Any]:
     realm = realm_for_request(request)

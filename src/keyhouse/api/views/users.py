@@ -41,13 +41,13 @@ def own_user_dict(user: User) -> dict[str, Any]:
     }
 
 
-@zulip_endpoint(["GET"], report_ignored=False)
+@zulip_endpoint(["GET"], report_ignored=False, rest=True)
 @api_key_required
 def get_own_user(request: HttpRequest, user: User) -> dict[str, Any]:
     return own_user_dict(user)
 
 
-@zulip_endpoint(["POST"])
+@zulip_endpoint(["POST"], rest=True)
 @api_key_required
 def regenerate_api_key(request: HttpRequest, user: User) -> dict[str, Any]:
     return {"api_key": do_regenerate_api_key(user)}

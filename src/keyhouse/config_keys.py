@@ -1,0 +1,272 @@
+"""Every key the ``KEYHOUSE_CONFIG`` file may hold, and the check that refuses the rest.
+
+A misspelled key or a value of the wrong type used to be ignored without a word,
+so a server ran on a default the operator believed changed. This table is the
+one list of what settings.py reads from the file: ``validate`` checks a loaded
+file against it and raises ``ConfigError`` with one line an operator can act on;
+docs/operations.md's list of keys is rendered from it (``python -m
+keyhouse.config_keys``), and a test keeps it, settings.py and the docs in step.
+
+Pure: no Django, no I/O beyond reading the file, so every entry point (the CLI,
+wsgi, tests) can use it before Django is set up. Issue #13 grows this table into
+the typed settings themselves; the ``default`` column is, for now, the default as
+the docs show it, not a value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+
+DOCS = "docs/operations.md"
+
+
+class ConfigError(Exception):
+    """The config file cannot be used; ``str()`` is the one line to show the operator."""
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    name: str
+    type: type  # str, int, float, bool, list or dict: the TOML value it must be
+    default: str  # as docs/operations.md shows it
+    env: str | None  # the KEYHOUSE_* variable that overrides the file, if any
+    doc: str  # one line of meaning
+
+
+def _k(name: str, type_: type, default: str, doc: str, env: str | None = None) -> ConfigKey:
+    return ConfigKey(name, type_, default, env, doc)
+
+
+# In settings.py's order. Types are strict on purpose: `ZULIP_VERSION = 10.10`
+# would silently become "10.1", and `ARGON2_TIME_COST = "2"` is a quoting slip.
+KEYS: tuple[ConfigKey, ...] = (
+    _k("DATA_DIR", str, "`./keyhouse-data`",
+       "SQLite database, generated secret key (`secret_key`, mode 0600) and mail files",
+       "KEYHOUSE_DATA_DIR"),
+    _k("SECRET_KEY", str, "generated in the data dir", "Django's secret key",
+       "KEYHOUSE_SECRET_KEY"),
+    _k("DEBUG", bool, "`false`", "Django's debug mode; never on a server others can reach",
+       "KEYHOUSE_DEBUG"),
+    _k("EXTERNAL_HOST", str, "unset: every host is the root realm",
+       "e.g. `avianforum.ca`: realm `forum` lives at `forum.avianforum.ca`",
+       "KEYHOUSE_EXTERNAL_HOST"),
+    _k("ROOT_SUBDOMAIN_ALIASES", list, '`["www"]`',
+       "subdomains of `EXTERNAL_HOST` that also mean the root realm"),
+    _k("ALLOWED_HOSTS", list, '`["*"]`',
+       "Django's host check; realm resolution decides what a host means, restrict if you like",
+       "KEYHOUSE_ALLOWED_HOSTS"),
+    _k("USE_X_FORWARDED_PROTO", bool, "`false`",
+       "behind a TLS-terminating proxy: trust `X-Forwarded-Proto`",
+       "KEYHOUSE_USE_X_FORWARDED_PROTO"),
+    _k("USE_X_FORWARDED_HOST", bool, "`false`", "trust `X-Forwarded-Host`",
+       "KEYHOUSE_USE_X_FORWARDED_HOST"),
+    _k("ZULIP_VERSION", str, '`"10.0"`', "the Zulip version keyhouse claims (compatibility.md)",
+       "KEYHOUSE_ZULIP_VERSION"),
+    _k("ZULIP_MERGE_BASE", str, "`ZULIP_VERSION`", "the merge base keyhouse claims",
+       "KEYHOUSE_ZULIP_MERGE_BASE"),
+    _k("ZULIP_FEATURE_LEVEL", int, "`371`", "the API feature level keyhouse claims",
+       "KEYHOUSE_ZULIP_FEATURE_LEVEL"),
+    _k("DEV_MODE", bool, "`false`", "Zulip's development-only endpoints (see Development mode)",
+       "KEYHOUSE_DEV_MODE"),
+    _k("AUTH_LDAP_SERVER_URI", str, "unset: no LDAP",
+       "the directory, e.g. `ldaps://ldap.example.com` (ldap.md)",
+       "KEYHOUSE_LDAP_SERVER_URI"),
+    _k("AUTH_LDAP_BIND_DN", str, "empty: anonymous bind", "DN keyhouse binds as to search"),
+    _k("AUTH_LDAP_BIND_PASSWORD", str, "empty", "password of `AUTH_LDAP_BIND_DN`"),
+    _k("AUTH_LDAP_USERNAME_ATTR", str, "unset",
+       "LDAP attribute holding the login username (ldap.md)"),
+    _k("AUTH_LDAP_USER_ATTR_MAP", dict, '`{ full_name = "cn" }`',
+       "keyhouse user fields from LDAP attributes"),
+    _k("AUTH_LDAP_START_TLS", bool, "`false`", "STARTTLS on a plain `ldap://` connection"),
+    _k("AUTH_LDAP_ADVANCED_REALM_ACCESS_CONTROL", dict, "unset",
+       "per-realm LDAP attribute conditions for access (ldap.md)"),
+    _k("LDAP_APPEND_DOMAIN", str, "unset", "email = username@this domain (ldap.md)"),
+    _k("LDAP_EMAIL_ATTR", str, "unset", "LDAP attribute holding the email (ldap.md)"),
+    _k("LDAP_DEACTIVATE_NON_MATCHING_USERS", bool, "unset: as Zulip",
+       "`keyhouse ldap sync` deactivates users missing from the directory"),
+    _k("LDAP_CONNECT_TIMEOUT", float, "`3`", "seconds to wait to connect to the directory"),
+    _k("LDAP_OPERATION_TIMEOUT", float, "`5`", "seconds to wait for each directory operation"),
+    _k("LDAP_CA_CERT_FILE", str, "unset: system CAs",
+       "PEM file of the CA that signed the directory's certificate"),
+    _k("AUTHENTICATION_BACKEND_ORDER", list, '`["email", "ldap"]`',
+       "which backends run, in this order, when a realm enables both"),
+    _k("AUTH_LDAP_USER_SEARCH", dict, "unset",
+       '`{ base = "...", scope = "subtree", filter = "(uid=%(user)s)" }` (ldap.md)'),
+    _k("AUTH_LDAP_REVERSE_EMAIL_SEARCH", dict, "unset",
+       "the search that finds a user by email (ldap.md)"),
+    _k("RATE_LIMITING", bool, "`true`", "every rate limit (security.md)", "KEYHOUSE_RATE_LIMITING"),
+    _k("RATE_LIMITING_AUTHENTICATE", bool, "`true`", "the login limits (security.md)",
+       "KEYHOUSE_RATE_LIMITING_AUTHENTICATE"),
+    _k("RATE_LIMITING_RULES", dict, "see security.md",
+       "rule lists `[[seconds, attempts], ...]` by name, merged over the defaults as Zulip does"),
+    _k("TRUSTED_PROXIES", list, "`[]`", "peers (CIDRs) whose `X-Forwarded-For` is believed",
+       "KEYHOUSE_TRUSTED_PROXIES"),
+    _k("RATE_LIMIT_IP_EXEMPT", list, '`["127.0.0.0/8", "::1"]`',
+       "addresses never limited per IP; `[]` limits loopback too"),
+    _k("REDIS_URL", str, "unset: the database",
+       "rate-limit store and API-key cache shared by servers", "KEYHOUSE_REDIS_URL"),
+    _k("REDIS_SOCKET_TIMEOUT", float, "`1.0`",
+       "seconds one Redis call may take before Redis counts as down (then fast 503s for 2 s)",
+       "KEYHOUSE_REDIS_SOCKET_TIMEOUT"),
+    _k("HIDE_ACCOUNT_STATE", bool, "`false`",
+       "answer deactivated/other-realm accounts like a wrong password",
+       "KEYHOUSE_HIDE_ACCOUNT_STATE"),
+    _k("HASHING_SLOTS", int, "`0`: ceil(cores / workers) per worker",
+       "concurrent password verifications per process", "KEYHOUSE_HASHING_SLOTS"),
+    _k("HASHING_MAX_WAIT", float, "`2.0`", "seconds a login waits for a hashing slot",
+       "KEYHOUSE_HASHING_MAX_WAIT"),
+    _k("HASHING_MAX_WAITERS", int, "`12`", "logins that may wait for a hashing slot",
+       "KEYHOUSE_HASHING_MAX_WAITERS"),
+    _k("SERVER_THREADS", int, "`16`", "gunicorn threads per worker", "KEYHOUSE_SERVER_THREADS"),
+    _k("ARGON2_TIME_COST", int, "`2`", "Argon2id passes (passwords.md)",
+       "KEYHOUSE_ARGON2_TIME_COST"),
+    _k("ARGON2_MEMORY_COST", int, "`19456`", "Argon2id memory in KiB (passwords.md)",
+       "KEYHOUSE_ARGON2_MEMORY_COST"),
+    _k("ARGON2_PARALLELISM", int, "`1`", "Argon2id lanes (passwords.md)",
+       "KEYHOUSE_ARGON2_PARALLELISM"),
+    _k("PASSWORD_MIN_LENGTH", int, "`6`", "shortest password accepted"),
+    _k("PASSWORD_MAX_LENGTH", int, "`100`", "longest password accepted"),
+    _k("PASSWORD_MIN_GUESSES", int, "`10000`", "zxcvbn guesses a new password must need"),
+    _k("DATABASE_URL", str, "unset: SQLite in the data dir", "e.g. `postgresql://user@host/db`",
+       "KEYHOUSE_DATABASE_URL"),
+    _k("API_KEY_CACHE_TIMEOUT", int, "`300`", "seconds an API-key lookup stays in Redis at most"),
+    _k("MAX_BODY_BYTES", int, "`65536`", "larger request bodies get 413"),
+    _k("LOG_LEVEL", str, '`"INFO"`', "Python logging level", "KEYHOUSE_LOG_LEVEL"),
+    _k("LOG_FORMAT", str, '`"plain"`',
+       '`"json"`: JSON lines with a request id, and an access line per request (deploy.md)',
+       "KEYHOUSE_LOG_FORMAT"),
+    _k("READY_CHECK_TIMEOUT", float, "`2.0`", "seconds `/ready` waits for the database and Redis",
+       "KEYHOUSE_READY_CHECK_TIMEOUT"),
+    _k("METRICS_ALLOWED_IPS", list, '`["127.0.0.0/8", "::1"]`',
+       "who may read `/metrics` (CIDRs; the variable is comma-separated)",
+       "KEYHOUSE_METRICS_ALLOWED_IPS"),
+    _k("EMAIL_HOST", str, "unset: mails are files in `DATA_DIR/emails`",
+       "the SMTP server; setting it selects SMTP", "KEYHOUSE_EMAIL_HOST"),
+    _k("EMAIL_PORT", int, "`587`", "SMTP port", "KEYHOUSE_EMAIL_PORT"),
+    _k("EMAIL_HOST_USER", str, "empty: no login", "SMTP login", "KEYHOUSE_EMAIL_HOST_USER"),
+    _k("EMAIL_HOST_PASSWORD", str, "empty", "SMTP password", "KEYHOUSE_EMAIL_HOST_PASSWORD"),
+    _k("EMAIL_USE_SSL", bool, "`false`", "implicit TLS (port 465)", "KEYHOUSE_EMAIL_USE_SSL"),
+    _k("EMAIL_USE_TLS", bool, "`true` unless `EMAIL_USE_SSL`", "STARTTLS, as Zulip's defaults",
+       "KEYHOUSE_EMAIL_USE_TLS"),
+    _k("EMAIL_TIMEOUT", float, "`10`", "seconds to wait for the SMTP server",
+       "KEYHOUSE_EMAIL_TIMEOUT"),
+    _k("EMAIL_FILE_PATH", str, "`DATA_DIR/emails`", "where the file backend writes"),
+    _k("EMAIL_BACKEND", str, "file or SMTP, as above",
+       "any Django email backend, e.g. `django.core.mail.backends.console.EmailBackend`",
+       "KEYHOUSE_EMAIL_BACKEND"),
+    _k("DEFAULT_FROM_EMAIL", str, "`keyhouse <noreply@EXTERNAL_HOST>`", "sender of every mail",
+       "KEYHOUSE_DEFAULT_FROM_EMAIL"),
+    _k("EMAIL_IN_BACKGROUND", bool, "`true`",
+       "send mail from a small thread pool, not the request"),
+    _k("PASSWORD_RESET_TIMEOUT", int, "`86400`", "seconds a reset link works",
+       "KEYHOUSE_PASSWORD_RESET_TIMEOUT"),
+    _k("AUDIT_RETENTION_DAYS", int, "`90`",
+       "login attempts older than this are pruned; `0` keeps them",
+       "KEYHOUSE_AUDIT_RETENTION_DAYS"),
+    _k("AUDIT_PRUNE_EVERY", int, "`1000`",
+       "one recorded attempt in this many also prunes; `0` leaves it to `keyhouse audit prune`",
+       "KEYHOUSE_AUDIT_PRUNE_EVERY"),
+    _k("MAX_PARAM_CHARS", int, "`4096`", "longest parameter value a view reads; longer is a 400",
+       "KEYHOUSE_MAX_PARAM_CHARS"),
+    _k("REALM_MOBILE_REMAP_URIS", dict, "`{}`",
+       "mobile flow: the URL the app reached → the realm URL it should use"),
+    _k("SEND_LOGIN_EMAILS", bool, "`true`", "the new-login email", "KEYHOUSE_SEND_LOGIN_EMAILS"),
+    _k("SECURE_COOKIES", bool, "`false`", "session and CSRF cookies over HTTPS only",
+       "KEYHOUSE_SECURE_COOKIES"),
+)  # fmt: skip
+
+BY_NAME: dict[str, ConfigKey] = {key.name: key for key in KEYS}
+
+# What a value must be, and what it was, in TOML's words (the operator wrote TOML).
+_EXPECTED = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    list: "an array",
+    dict: "a table",
+}
+
+
+def _toml_kind(value: Any) -> str:
+    for kind, words in (
+        (bool, "a boolean"),  # before int: bool is an int to Python
+        (str, "a string"),
+        (int, "an integer"),
+        (float, "a float"),
+        (list, "an array"),
+        (dict, "a table"),
+        (datetime, "a date-time"),
+        (date, "a date"),
+        (time, "a time"),
+    ):
+        if isinstance(value, kind):
+            return words
+    return type(value).__name__
+
+
+def _fits(value: Any, expected: type) -> bool:
+    if isinstance(value, bool):  # true is not 1, and 1 is not true
+        return expected is bool
+    if expected is float:
+        return isinstance(value, int | float)
+    return isinstance(value, expected)
+
+
+def _suggestion(name: str) -> str:
+    close = difflib.get_close_matches(name.upper(), list(BY_NAME), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def validate(data: dict[str, Any], path: str) -> dict[str, Any]:
+    """The file's keys, if each is declared and of its type; else ``ConfigError``.
+
+    Values are never quoted in the error: the file holds passwords and keys.
+    Nested tables (``RATE_LIMITING_RULES`` …) are checked at the top level only;
+    their insides are the business of the code that reads them.
+    """
+    for name, value in data.items():
+        key = BY_NAME.get(name)
+        if key is None:
+            raise ConfigError(
+                f"{path}: unknown key {name}{_suggestion(name)}; the valid keys are in {DOCS}"
+            )
+        if not _fits(value, key.type):
+            raise ConfigError(
+                f"{path}: {name} must be {_EXPECTED[key.type]}, not {_toml_kind(value)}"
+            )
+    return dict(data)
+
+
+def load(path: str) -> dict[str, Any]:
+    """Read and validate the TOML file at ``path``; every failure is one ``ConfigError`` line."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return validate(data, path)
+
+
+def render_markdown() -> str:
+    """docs/operations.md's table of keys (a test checks the docs hold exactly this)."""
+    lines = [
+        "| Config key | Environment | Type | Default | Meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for key in KEYS:
+        env = f"`{key.env}`" if key.env else "—"
+        lines.append(
+            f"| `{key.name}` | {env} | {_EXPECTED[key.type]} | {key.default} | {key.doc} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_markdown(), end="")
