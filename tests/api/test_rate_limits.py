@@ -182,3 +182,61 @@ def test_empty_rule_list_means_no_limit(
                                     "authenticate_by_username": rules}  # fmt: skip
     for _ in range(8):
         assert login(client, "hamlet@example.com", "wrong").status_code == 401
+
+
+# --- one budget per account, however the name is spelled (issue 12, D8) ---------------
+
+# Spellings the database's case-insensitive lookup may resolve to alice: PostgreSQL's
+# lower() turns "İ" (U+0130) into "i", where Python's str.lower() gives "i̇".
+ALICE_SPELLINGS = ["alice@example.com", "ALICE@EXAMPLE.COM", "al\u0130ce@example.com",
+                   "AL\u0130CE@Example.com"]  # fmt: skip
+
+
+def test_every_spelling_of_an_account_spends_one_budget(
+    client: Client, realm: Realm, ratelimit_store: str
+) -> None:
+    alice = create_user(realm, "alice@example.com", "Alice", password=PASSWORD)
+    for name in ALICE_SPELLINGS + ALICE_SPELLINGS[:1]:
+        assert login(client, name, "wrong").status_code == 401, name
+    for name in ALICE_SPELLINGS:
+        assert_rate_limited(login(client, name, PASSWORD), 1800)
+    # The budget is alice's, not the server's: another account is untouched.
+    bob = create_user(realm, "bob@example.com", "Bob", password=PASSWORD)
+    assert json_body(login(client, "bob@example.com", PASSWORD), 200)["user_id"] == bob.id
+    # A success under any spelling clears the one budget.
+    change_password(alice, PASSWORD)  # (a password change clears it too)
+    for name in ALICE_SPELLINGS[:4]:
+        assert login(client, name, "wrong").status_code == 401
+    assert json_body(login(client, "alice@example.com", PASSWORD), 200)["user_id"] == alice.id
+    for _ in range(5):
+        assert login(client, ALICE_SPELLINGS[2], "wrong").status_code == 401
+    assert_rate_limited(login(client, "alice@example.com", PASSWORD), 1800)
+
+
+def test_every_spelling_of_an_unknown_name_spends_one_budget(
+    client: Client, realm: Realm, ratelimit_store: str
+) -> None:
+    spellings = ["ghost.ivanov@example.com", "GHOST.IVANOV@EXAMPLE.COM",
+                 "ghost.\u0130vanov@example.com", "Ghost.Ivanov@Example.Com"]  # fmt: skip
+    for name in spellings + spellings[:1]:
+        assert login(client, name, "guess").status_code == 401, name
+    for name in spellings:
+        assert_rate_limited(login(client, name, "guess"), 1800)
+
+
+def test_the_right_password_under_a_new_spelling_is_still_limited(
+    client: Client, realm: Realm, ratelimit_store: str
+) -> None:
+    """The issue's case: on PostgreSQL "alİce@…" signs in as alice, on a fresh budget."""
+    create_user(realm, "alice@example.com", "Alice", password=PASSWORD)
+    for _ in range(5):
+        assert login(client, "alice@example.com", "wrong").status_code == 401
+    assert_rate_limited(login(client, "al\u0130ce@example.com", PASSWORD), 1800)
+
+
+def test_a_long_username_is_an_ordinary_failure(
+    client: Client, user: User, ratelimit_store: str
+) -> None:
+    """Longer than the database store's 300-character key column: still a 401."""
+    long_name = "a" * 290 + "@example.com"
+    assert json_body(login(client, long_name, "x"), 401)["code"] == "AUTHENTICATION_FAILED"
