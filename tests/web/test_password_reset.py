@@ -391,3 +391,21 @@ def test_implicit_tls_turns_starttls_off(tmp_path: Path) -> None:
         tmp_path, 'EMAIL_HOST = "smtp.example"\nEMAIL_PORT = 465\nEMAIL_USE_SSL = true\n'
     )
     assert (s["EMAIL_PORT"], s["EMAIL_USE_SSL"], s["EMAIL_USE_TLS"]) == (465, True, False)
+
+
+def test_per_ip_limit_spans_an_ipv6_64(
+    forum: Realm, smtp_server: Collector, settings: Settings
+) -> None:
+    """Every address of one /64 is one client: new addresses there buy no mail."""
+    settings.RATE_LIMITING_RULES = {
+        **settings.RATE_LIMITING_RULES,
+        "sends_email_by_ip": [(86400, 2)],
+    }
+    emails = [f"user{i}@example.com" for i in range(4)]
+    for address in emails:
+        create_user(forum, address, "Someone", password=OLD_PASSWORD)
+    for n, address in enumerate(emails[:3], start=1):
+        ask_reset(Client(HTTP_HOST=HOST, REMOTE_ADDR=f"2001:db8:5:6::{n}"), address)
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.received()) == emails[:2]
+    ask_reset(Client(HTTP_HOST=HOST, REMOTE_ADDR="2001:db8:5:7::1"), emails[3])  # another /64
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.received()) == emails[:2] + emails[3:]

@@ -4,7 +4,8 @@ Both are counted before the credentials are checked, so a correct password does
 not get through once the limit is hit. Success clears the username's history,
 as in Zulip; the IP's history is never cleared by a success, otherwise one known
 account would launder a password-spraying run. The username budget belongs to
-the account the name reaches (auth/username_key.py).
+the account the name reaches (auth/username_key.py), the IP budget to the
+address or its IPv6 block (auth/ip_blocks.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from keyhouse.auth.client_ip import client_ip, is_exempt_from_ip_limits
+from keyhouse.auth.ip_blocks import ip_limit_entity
 from keyhouse.auth.ratelimit import clear, hit, refund
 from keyhouse.auth.username_key import account_key, username_key
 from keyhouse.realms.models import Realm
@@ -35,7 +37,7 @@ def check_login_limits(request: HttpRequest, realm: Realm, username: str) -> str
         return None
     ip = client_ip(request)
     if ip and not is_exempt_from_ip_limits(ip):
-        hit(request, BY_IP, ip)
+        hit(request, BY_IP, ip_limit_entity(ip))
     entity = username_key(realm, username)
     hit(request, BY_USERNAME, entity)
     return entity
