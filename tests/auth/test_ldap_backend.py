@@ -229,7 +229,8 @@ def test_outage_is_a_prompt_503_that_costs_no_attempts(
     assert login(client, "hamlet", HAMLET_PASSWORD)["_status"] == 200
 
 
-# Every way of naming hamlet to the directory: uid, email, case, fullwidth, combining.
+# hamlet by uid, email, case and fullwidth (slapd matches all these), and an accented
+# look-alike that folds to the same name.
 HAMLET_SPELLINGS = ["hamlet", "HAMLET", "hamlet@example.com", "Hamlet@Example.COM",
                     "\uff48\uff41\uff4d\uff4c\uff45\uff54", "ha\u0301mlet"]  # fmt: skip
 
