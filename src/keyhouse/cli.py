@@ -546,6 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except ConfigError as exc:  # the config file's own line already names file and key
         print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
     except DependencyUnavailable as exc:
         # Raised before the change is written (users/api_key_cache.py): never half-done.
         print(

@@ -105,6 +105,8 @@ KEYS: tuple[ConfigKey, ...] = (
        "rule lists `[[seconds, attempts], ...]` by name, merged over the defaults as Zulip does"),
     _k("TRUSTED_PROXIES", list, "`[]`", "peers (CIDRs) whose `X-Forwarded-For` is believed",
        "KEYHOUSE_TRUSTED_PROXIES"),
+    _k("RATE_LIMIT_IPV6_PREFIX", int, "`64`",
+       "the per-IP limits count an IPv6 client by this block (0-128; security.md)"),
     _k("RATE_LIMIT_IP_EXEMPT", list, '`["127.0.0.0/8", "::1"]`',
        "addresses never limited per IP; `[]` limits loopback too"),
     _k("REDIS_URL", str, "unset: the database",

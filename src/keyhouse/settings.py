@@ -161,6 +161,8 @@ TRUSTED_PROXIES: list[str] = _setting(
 # Addresses never limited per IP: loopback means "a proxy on this host", whose
 # clients must not share one budget. Set [] to limit loopback too.
 RATE_LIMIT_IP_EXEMPT: list[str] = _setting("RATE_LIMIT_IP_EXEMPT", ["127.0.0.0/8", "::1"])
+# IPv6 clients share one per-IP budget per block of this prefix (auth/ip_blocks.py).
+RATE_LIMIT_IPV6_PREFIX: int = _setting("RATE_LIMIT_IPV6_PREFIX", 64)
 REDIS_URL: str = _setting("REDIS_URL", "", "KEYHOUSE_REDIS_URL")
 # Seconds one Redis call may take before Redis counts as down: requests then get a
 # fast 503 for a few seconds (redis_client.py) instead of each waiting on a hung server.

@@ -227,3 +227,24 @@ def test_outage_is_a_prompt_503_that_costs_no_attempts(
     assert all(HAMLET_PASSWORD not in r.getMessage() for r in caplog.records)
     (append_domain.start if failure == "stopped" else append_domain.resume)()
     assert login(client, "hamlet", HAMLET_PASSWORD)["_status"] == 200
+
+
+# hamlet by uid, email, case and fullwidth (slapd matches all these), and an accented
+# look-alike that folds to the same name.
+HAMLET_SPELLINGS = ["hamlet", "HAMLET", "hamlet@example.com", "Hamlet@Example.COM",
+                    "\uff48\uff41\uff4d\uff4c\uff45\uff54", "ha\u0301mlet"]  # fmt: skip
+
+
+@pytest.mark.parametrize("created", [False, True], ids=["first-login", "existing-user"])
+def test_rate_limit_is_one_budget_for_every_spelling(
+    client: Client, ldap_realm: Realm, append_domain: Slapd, created: bool
+) -> None:
+    """With LDAP_APPEND_DOMAIN, "hamlet" and "hamlet@example.com" are one account."""
+    ldap_realm.authentication_methods = ["email", "ldap"]
+    ldap_realm.save()
+    if created:
+        assert login(client, "hamlet", HAMLET_PASSWORD)["_status"] == 200
+    for name in HAMLET_SPELLINGS[:5]:
+        assert login(client, name, "wrong")["_status"] == 401, name
+    for name in HAMLET_SPELLINGS:
+        assert login(client, name, HAMLET_PASSWORD)["_status"] == 429, name

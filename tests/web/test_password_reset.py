@@ -507,3 +507,21 @@ def test_bench_real_and_unknown_accounts_take_the_same_time(
     medians = {case: statistics.median(t) * 1000 for case, t in timings.items()}
     print(f"password reset request, median of 100: {medians}")
     assert 0.5 < medians["real"] / medians["unknown"] < 2.0
+
+
+def test_per_ip_limit_spans_an_ipv6_64(
+    forum: Realm, smtp_server: Collector, settings: Settings
+) -> None:
+    """Every address of one /64 is one client: new addresses there buy no mail."""
+    settings.RATE_LIMITING_RULES = {
+        **settings.RATE_LIMITING_RULES,
+        "sends_email_by_ip": [(86400, 2)],
+    }
+    emails = [f"user{i}@example.com" for i in range(4)]
+    for address in emails:
+        create_user(forum, address, "Someone", password=OLD_PASSWORD)
+    for n, address in enumerate(emails[:3], start=1):
+        ask_reset(Client(HTTP_HOST=HOST, REMOTE_ADDR=f"2001:db8:5:6::{n}"), address)
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.received()) == emails[:2]
+    ask_reset(Client(HTTP_HOST=HOST, REMOTE_ADDR="2001:db8:5:7::1"), emails[3])  # another /64
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.received()) == emails[:2] + emails[3:]

@@ -7,3 +7,6 @@ class AuthConfig(AppConfig):
 
     def ready(self) -> None:
         from keyhouse.auth import login_limits  # noqa: F401 - connects signal receivers
+        from keyhouse.auth.ip_blocks import ipv6_prefix
+
+        ipv6_prefix()  # a bad RATE_LIMIT_IPV6_PREFIX stops the start, not every IPv6 login

@@ -24,7 +24,7 @@ def authenticate_password(
     DirectoryUnavailable or HashingOverloaded (both uncounted) when the LDAP
     server does not answer or the hashing pool is full.
     """
-    check_login_limits(request, realm, username)
+    counted = check_login_limits(request, realm, username)
     return_data: dict[str, Any] = {}
     try:
         user = django_authenticate(
@@ -40,5 +40,5 @@ def authenticate_password(
         refund_login_limits(request)
         raise
     if user is not None:
-        login_succeeded(realm, username)
+        login_succeeded(user, counted)
     return user, return_data

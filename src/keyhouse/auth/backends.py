@@ -152,8 +152,9 @@ class StaffAuthBackend(KeyhouseBackendMixin):
             )
 
         flags: dict[str, Any] = {}
+        counted: str | None = None
         try:
-            check_login_limits(request, realm, username)
+            counted = check_login_limits(request, realm, username)
             user = common_get_active_user(username, realm, flags)
             staff = user if user is not None and user.is_staff else None
             ok = verify_user_password(staff, password)  # burns the same time if None
@@ -166,7 +167,7 @@ class StaffAuthBackend(KeyhouseBackendMixin):
         if staff is None or not ok:
             audit(Outcome.FAILURE, _staff_refusal_reason(user, flags))
             return None
-        login_succeeded(realm, username)
+        login_succeeded(staff, counted)
         audit(Outcome.SUCCESS, "", staff)
         return staff
 

@@ -12,6 +12,8 @@ from functools import lru_cache
 from django.conf import settings
 from django.http import HttpRequest
 
+from keyhouse.auth.ip_blocks import unmapped
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -21,11 +23,13 @@ def _networks(spec: tuple[str, ...]) -> tuple[IPNetwork, ...]:
 
 
 def _in(addr: str, networks: tuple[IPNetwork, ...]) -> bool:
+    """Whether ``addr`` is in a network; ``::ffff:10.0.0.1`` counts as ``10.0.0.1``."""
     try:
         ip = ipaddress.ip_address(addr)
     except ValueError:
         return False
-    return any(ip in net for net in networks)
+    forms = {ip, unmapped(ip)}  # a list may name either form
+    return any(form in net for form in forms for net in networks)
 
 
 def is_trusted_proxy(addr: str) -> bool:

@@ -3,7 +3,9 @@
 Both are counted before the credentials are checked, so a correct password does
 not get through once the limit is hit. Success clears the username's history,
 as in Zulip; the IP's history is never cleared by a success, otherwise one known
-account would launder a password-spraying run.
+account would launder a password-spraying run. The username budget belongs to
+the account the name reaches (auth/username_key.py), the IP budget to the
+address or its IPv6 block (auth/ip_blocks.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from keyhouse.auth.client_ip import client_ip, is_exempt_from_ip_limits
+from keyhouse.auth.ip_blocks import ip_limit_entity
 from keyhouse.auth.ratelimit import clear, hit, refund
+from keyhouse.auth.username_key import account_key, username_key
 from keyhouse.outages import DependencyUnavailable
 from keyhouse.realms.models import Realm
 from keyhouse.users.models import User
@@ -23,18 +27,21 @@ BY_USERNAME = "authenticate_by_username"
 BY_IP = "authenticate_by_ip"
 
 
-def username_entity(realm: Realm, username: str) -> str:
-    return f"{realm.id}:{username.strip().lower()}"
+def check_login_limits(request: HttpRequest, realm: Realm, username: str) -> str | None:
+    """Count this attempt; raise RateLimited if the IP or the username is over its limit.
 
-
-def check_login_limits(request: HttpRequest, realm: Realm, username: str) -> None:
-    """Count this attempt; raise RateLimited if the IP or the username is over its limit."""
+    Returns the username entity it counted (None when the limits are off), for
+    ``login_succeeded`` to clear: the first LDAP login creates the account in
+    between, so computing the entity again would name another budget.
+    """
     if not (settings.RATE_LIMITING and settings.RATE_LIMITING_AUTHENTICATE):
-        return
+        return None
     ip = client_ip(request)
     if ip and not is_exempt_from_ip_limits(ip):
-        hit(request, BY_IP, ip)
-    hit(request, BY_USERNAME, username_entity(realm, username))
+        hit(request, BY_IP, ip_limit_entity(ip))
+    entity = username_key(realm, username)
+    hit(request, BY_USERNAME, entity)
+    return entity
 
 
 def refund_login_limits(request: HttpRequest) -> None:
@@ -42,8 +49,11 @@ def refund_login_limits(request: HttpRequest) -> None:
     refund(request, {BY_IP, BY_USERNAME})
 
 
-def login_succeeded(realm: Realm, username: str) -> None:
-    clear(BY_USERNAME, username_entity(realm, username))
+def login_succeeded(user: User, counted: str | None) -> None:
+    """The owner proved themselves: clear the budget this attempt spent, and the account's."""
+    entities = {account_key(user)} | ({counted} if counted else set())
+    for entity in entities:
+        clear(BY_USERNAME, entity)
 
 
 @receiver(password_changed)
@@ -54,6 +64,6 @@ def _clear_on_password_change(sender: type[User], user: User, **kwargs: object) 
     (Redis was down) only keeps the limit where it was.
     """
     try:
-        clear(BY_USERNAME, username_entity(user.realm, user.delivery_email))
+        clear(BY_USERNAME, account_key(user))
     except DependencyUnavailable:
         pass  # the breaker logged the outage

@@ -40,6 +40,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
 from keyhouse.auth.client_ip import client_ip, is_exempt_from_ip_limits
+from keyhouse.auth.ip_blocks import ip_limit_entity
 from keyhouse.auth.ratelimit import RateLimited, hit
 from keyhouse.mail import send_in_background
 from keyhouse.realms.links import mail_link_base
@@ -98,7 +99,7 @@ def _over_limit(request: HttpRequest, email: str) -> bool:
         hit(request, BY_EMAIL, email.strip().lower())
         ip = client_ip(request)
         if ip and not is_exempt_from_ip_limits(ip):
-            hit(request, BY_IP, ip)
+            hit(request, BY_IP, ip_limit_entity(ip))
     except RateLimited:
         logger.info("Password reset request rate limited (client %s)", client_ip(request))
         return True
