@@ -525,3 +525,19 @@ def test_per_ip_limit_spans_an_ipv6_64(
     assert sorted(m.rcpt_tos[0] for m in smtp_server.received()) == emails[:2]
     ask_reset(Client(HTTP_HOST=HOST, REMOTE_ADDR="2001:db8:5:7::1"), emails[3])  # another /64
     assert sorted(m.rcpt_tos[0] for m in smtp_server.received()) == emails[:2] + emails[3:]
+
+
+def test_per_address_limit_is_one_budget_however_the_address_is_spelled(
+    forum: Realm, smtp_server: Collector, settings: Settings
+) -> None:
+    """``İ`` lower-cases to ``i`` in PostgreSQL but ``i̇`` in Python: each spelling used to
+    buy a fresh budget of reset mails to the same inbox."""
+    settings.RATE_LIMITING_RULES = {
+        **settings.RATE_LIMITING_RULES,
+        "password_reset_form_by_email": [(3600, 2)],
+    }
+    create_user(forum, "alice@example.com", "Alice", password=OLD_PASSWORD)
+    for spelling in ("alice@example.com", "alİce@example.com", "ALICE@example.com",
+                     "ａｌｉｃｅ@example.com"):  # fmt: skip
+        ask_reset(Client(HTTP_HOST=HOST), spelling)
+    assert len(smtp_server.received()) <= 2

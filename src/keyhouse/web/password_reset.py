@@ -42,6 +42,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 from keyhouse.auth.client_ip import client_ip, is_exempt_from_ip_limits
 from keyhouse.auth.ip_blocks import ip_limit_entity
 from keyhouse.auth.ratelimit import RateLimited, hit
+from keyhouse.auth.username_key import username_key
 from keyhouse.mail import send_in_background
 from keyhouse.realms.links import mail_link_base
 from keyhouse.realms.methods import email_auth_enabled
@@ -91,12 +92,16 @@ def may_reset(user: User, realm: Realm) -> bool:
     )
 
 
-def _over_limit(request: HttpRequest, email: str) -> bool:
-    """Count this submission per address (Zulip's rule) and per client IP."""
+def _over_limit(request: HttpRequest, realm: Realm, email: str) -> bool:
+    """Count this submission per account (Zulip's rule, per address) and per client IP.
+
+    Keyed like the login limit (auth/username_key.py): every spelling the lookup
+    matches (``İ`` lower-cases differently in Python and PostgreSQL) is one budget.
+    """
     if not settings.RATE_LIMITING:
         return False
     try:
-        hit(request, BY_EMAIL, email.strip().lower())
+        hit(request, BY_EMAIL, username_key(realm, email))
         ip = client_ip(request)
         if ip and not is_exempt_from_ip_limits(ip):
             hit(request, BY_IP, ip_limit_entity(ip))
@@ -158,10 +163,10 @@ def request_reset(request: HttpRequest, email: str) -> None:
 
     Everything that may return early depends on the request, never on the address.
     """
-    if _over_limit(request, email):
-        return
     realm = realm_for_request(request)
     if realm is None or realm.deactivated or not email_auth_enabled(realm):
+        return
+    if _over_limit(request, realm, email):
         return
     link_base = mail_link_base(request, realm)
     if link_base is None:
