@@ -130,9 +130,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
             super().ensure_connection()
             return
         if self.connection is not None:
-            if not BREAKER.is_open or self.in_atomic_block:
-                return  # the hot path: one attribute read
-            self.close()  # the breaker opened since this connection was made: it may hang
+            if self.in_atomic_block:
+                return  # a new connection would not be in the transaction
+            if not BREAKER.is_open and not self.connection.broken:
+                return  # the hot path
+            # The breaker opened since this connection was made (it may hang), or the
+            # server dropped it (a restart): a fresh one, not an error on every query.
+            self.close()
         if self.in_atomic_block and self.closed_in_transaction:
             super().ensure_connection()  # Django's ProgrammingError
         try:
