@@ -79,7 +79,7 @@ class Answer(NamedTuple):
 
 
 def call(url: str, what: str, api_key: str = "", timeout: float = 30.0) -> Answer:
-    """One request on its own connection: ``login``, ``me``, ``settings`` or ``health``."""
+    """One request on its own connection: ``login``, ``me``, ``settings``, ``ready``, ``health``."""
     started = time.monotonic()
     try:
         with httpx.Client(trust_env=False, timeout=timeout) as client:
@@ -91,6 +91,8 @@ def call(url: str, what: str, api_key: str = "", timeout: float = 30.0) -> Answe
                 response = client.get(f"{url}/api/v1/users/me", auth=(EMAIL, api_key))
             elif what == "settings":
                 response = client.get(f"{url}/api/v1/server_settings")
+            elif what == "ready":
+                response = client.get(f"{url}/ready")
             else:
                 response = client.get(f"{url}/health")
     except httpx.TimeoutException:
@@ -147,10 +149,13 @@ def test_hung_database_gives_fast_503_and_health_stays_up(deployment: Deployment
     # More requests at once than one worker has threads: a hang would use them all.
     first = burst(url, api_key, ["login"] * 20 + ["me"] * 20)
     health = call(url, "health", timeout=10)
+    ready = call(url, "ready", timeout=10)
     second = burst(url, api_key, ["login"] * 10 + ["me"] * 10 + ["health"] * 5)
     report("hung, first burst", first)
     report("hung, second burst", second)
     print(f"hung: /health {health.status} in {health.seconds:.2f} s")
+    print(f"hung: /ready {ready.status} in {ready.seconds:.2f} s")
+    assert ready.status == 503 and ready.seconds < FAST, ready
 
     assert health.status == 200 and health.seconds < 2.0, health
     for answer in first + second:
