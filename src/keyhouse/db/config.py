@@ -13,23 +13,27 @@ ENGINE = "keyhouse.db.postgresql"
 def postgres_options(
     options: dict[str, Any], connect_timeout: float, statement_timeout: float
 ) -> dict[str, Any]:
-    """``options`` (from the URL) plus libpq timeouts and keepalives, the URL's winning.
+    """``options`` (from the URL) plus libpq timeouts and keepalives.
+
+    The timeouts are these settings' whatever the URL says, because the backend's
+    watchdog and connect retries follow the settings too:
 
     - ``connect_timeout``: libpq's, per attempt (whole seconds, 2 at least);
       ``keyhouse.db.postgresql`` retries a refusing server within the same budget.
     - ``statement_timeout`` (server side, milliseconds) via the startup ``options``,
-      before any the URL gives (so a ``statement_timeout`` there wins); ``0`` turns it off.
-    - TCP keepalives: a server whose host vanished (no RST, no FIN) is noticed on an
-      idle pooled connection within about a minute, not the kernel's two hours.
+      after any the URL gives (the last ``-c`` wins); ``0`` turns it off.
+    - TCP keepalives (the URL may change them): a server whose host vanished (no
+      RST, no FIN) is noticed on an idle pooled connection within about a minute,
+      not the kernel's two hours.
     """
     merged: dict[str, Any] = {
-        "connect_timeout": max(2, round(connect_timeout)),
         "keepalives": 1,
         "keepalives_idle": 30,
         "keepalives_interval": 10,
         "keepalives_count": 3,
         **options,
+        "connect_timeout": max(2, round(connect_timeout)),
     }
     startup = f"-c statement_timeout={round(statement_timeout * 1000)}"
-    merged["options"] = f"{startup} {options['options']}" if options.get("options") else startup
+    merged["options"] = f"{options['options']} {startup}" if options.get("options") else startup
     return merged
