@@ -237,3 +237,26 @@ def test_restart_under_traffic_fails_no_read(deployment: Deployment) -> None:
     for answer in posts:
         if answer.status != 200:
             assert_unavailable(answer)
+
+
+@pytest.mark.e2e
+def test_a_login_the_database_failed_costs_no_login_limit(deployment: Deployment) -> None:
+    """The realm is found, the attempt counted, then the user lookup fails: refunded.
+
+    Another session holds the users table locked, so the lookup runs into the
+    statement timeout; more attempts than the per-username limit (5) allows.
+    """
+    import psycopg
+
+    assert call(deployment.url, "login").status == 200
+    with psycopg.connect(deployment.db.url) as locker:
+        locker.execute("LOCK TABLE users_user IN ACCESS EXCLUSIVE MODE")
+        answers = [call(deployment.url, "login") for _ in range(7)]
+        locker.rollback()
+    report("users table locked", answers)
+    for answer in answers:
+        assert_unavailable(answer)
+        # Two statements meet the lock (the lookup, then the audit row's foreign
+        # key), each cancelled after DATABASE_STATEMENT_TIMEOUT (2 s).
+        assert answer.seconds < 2 * FAST
+    assert call(deployment.url, "login").status == 200  # not 429: the 503s cost nothing
