@@ -79,7 +79,7 @@ class Answer(NamedTuple):
 
 
 def call(url: str, what: str, api_key: str = "", timeout: float = 30.0) -> Answer:
-    """One request on its own connection: ``login``, ``me``, ``settings``, ``ready``, ``health``."""
+    """One request on its own connection: login, me, settings, ready, page or health."""
     started = time.monotonic()
     try:
         with httpx.Client(trust_env=False, timeout=timeout) as client:
@@ -93,6 +93,8 @@ def call(url: str, what: str, api_key: str = "", timeout: float = 30.0) -> Answe
                 response = client.get(f"{url}/api/v1/server_settings")
             elif what == "ready":
                 response = client.get(f"{url}/ready")
+            elif what == "page":
+                response = client.get(f"{url}/login/")
             else:
                 response = client.get(f"{url}/health")
     except httpx.TimeoutException:
@@ -180,12 +182,15 @@ def test_stopped_database_gives_fast_503_then_recovers(deployment: Deployment) -
     deployment.db.stop()
     try:
         answers = burst(url, "", ["login"] * 10 + ["settings"] * 5)
-        answers += burst(url, "", ["login"] * 10 + ["health"] * 3)
+        answers += burst(url, "", ["login"] * 10 + ["health"] * 3 + ["page"] * 3)
         report("down", answers)
         for answer in answers:
             assert answer.seconds < FAST, answer
             if answer.what == "health":
                 assert answer.status == 200, answer
+            elif answer.what == "page":  # a page, not JSON, and not Django's 500
+                assert answer.status == 503 and answer.retry_after, answer
+                assert "Temporarily unavailable" in answer.body, answer
             else:
                 assert_unavailable(answer)
     finally:
