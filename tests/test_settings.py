@@ -12,7 +12,8 @@ PROBE = (
     "import json, keyhouse.settings as s; print(json.dumps({"
     "'rules': s.RATE_LIMITING_RULES, 'host': s.EXTERNAL_HOST, 'mem': s.ARGON2_MEMORY_COST,"
     "'level': s.ZULIP_FEATURE_LEVEL, 'proxies': s.TRUSTED_PROXIES, 'hide': s.HIDE_ACCOUNT_STATE,"
-    "'db': s.DATABASES['default']['ENGINE']}))"
+    "'db': s.DATABASES['default']['ENGINE'],"
+    "'db_options': s.DATABASES['default'].get('OPTIONS', {})}))"
 )
 
 
@@ -57,4 +58,18 @@ def test_environment_beats_file(tmp_path: Path) -> None:
         KEYHOUSE_DATABASE_URL="postgresql://u@127.0.0.1:5432/x",
     )
     assert s["host"] == "env.example" and s["level"] == 400
-    assert s["db"] == "django.db.backends.postgresql"
+    assert s["db"] == "keyhouse.db.postgresql"  # bounded waits (keyhouse/db/postgresql/)
+
+
+def test_postgresql_timeouts_from_file_and_environment(tmp_path: Path) -> None:
+    s = settings_with(
+        tmp_path,
+        "DATABASE_CONNECT_TIMEOUT = 5\n",
+        KEYHOUSE_DATABASE_URL="postgresql://u@127.0.0.1:5432/x?options=-c%20search_path%3Dkh",
+        KEYHOUSE_DATABASE_STATEMENT_TIMEOUT="1.5",
+    )
+    options = s["db_options"]
+    assert options["connect_timeout"] == 5
+    # The URL's own startup options stay; the timeout comes last, so it wins.
+    assert options["options"] == "-c search_path=kh -c statement_timeout=1500"
+    assert options["keepalives"] == 1 and options["keepalives_idle"] == 30

@@ -7,6 +7,7 @@ an empty data dir. Operator mistakes print one line on stderr and exit 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -45,14 +46,17 @@ def _migrate() -> None:
         return
     # Several servers (or a server and a command) sharing one database may start at
     # once; unserialized, all but one fail creating the same tables. One migrates
-    # while the others wait, then find nothing left to do.
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s)", [MIGRATE_LOCK_ID])
-    try:
-        call_command("migrate", interactive=False, verbosity=0)
-    finally:
+    # while the others wait, then find nothing left to do. Neither the wait nor a
+    # migration is bounded by DATABASE_STATEMENT_TIMEOUT (keyhouse/db/postgresql/).
+    unbounded = getattr(connection, "without_timeouts", contextlib.nullcontext)
+    with unbounded():
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [MIGRATE_LOCK_ID])
+            cursor.execute("SELECT pg_advisory_lock(%s)", [MIGRATE_LOCK_ID])
+        try:
+            call_command("migrate", interactive=False, verbosity=0)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [MIGRATE_LOCK_ID])
 
 
 def _read_password_stdin() -> str:

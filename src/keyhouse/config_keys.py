@@ -135,6 +135,12 @@ KEYS: tuple[ConfigKey, ...] = (
     _k("PASSWORD_MIN_GUESSES", int, "`10000`", "zxcvbn guesses a new password must need"),
     _k("DATABASE_URL", str, "unset: SQLite in the data dir", "e.g. `postgresql://user@host/db`",
        "KEYHOUSE_DATABASE_URL"),
+    _k("DATABASE_CONNECT_TIMEOUT", float, "`2.0`",
+       "PostgreSQL: seconds to get a connection; a restarting server's refusals are retried "
+       "within it (deploy.md)", "KEYHOUSE_DATABASE_CONNECT_TIMEOUT"),
+    _k("DATABASE_STATEMENT_TIMEOUT", float, "`2.0`",
+       "PostgreSQL: seconds a statement may run; a server that does not answer is cut off "
+       "0.5 s later (deploy.md)", "KEYHOUSE_DATABASE_STATEMENT_TIMEOUT"),
     _k("API_KEY_CACHE_TIMEOUT", int, "`300`", "seconds an API-key lookup stays in Redis at most"),
     _k("MAX_BODY_BYTES", int, "`65536`", "larger request bodies get 413"),
     _k("LOG_LEVEL", str, '`"INFO"`', "Python logging level", "KEYHOUSE_LOG_LEVEL"),

@@ -281,12 +281,31 @@ TEMPLATES = [
 ]
 
 DATABASE_URL: str = _setting("DATABASE_URL", "", "KEYHOUSE_DATABASE_URL")
+# Seconds (PostgreSQL): to connect, retries of a restarting server included; and per
+# statement, enforced by the server and, for a server that hangs, by keyhouse.
+DATABASE_CONNECT_TIMEOUT: float = float(
+    _setting("DATABASE_CONNECT_TIMEOUT", 2.0, "KEYHOUSE_DATABASE_CONNECT_TIMEOUT", float)
+)
+DATABASE_STATEMENT_TIMEOUT: float = float(
+    _setting("DATABASE_STATEMENT_TIMEOUT", 2.0, "KEYHOUSE_DATABASE_STATEMENT_TIMEOUT", float)
+)
 if DATABASE_URL:
     # Health checks: a connection kept across requests that died with a database
     # restart is replaced instead of failing the next request.
     DATABASES = {
         "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
     }
+    # Bounded waits on a hung, down or restarting server (keyhouse/db/postgresql/).
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        from keyhouse.db.config import ENGINE as _PG_ENGINE
+        from keyhouse.db.config import postgres_options
+
+        DATABASES["default"]["ENGINE"] = _PG_ENGINE
+        DATABASES["default"]["OPTIONS"] = postgres_options(
+            DATABASES["default"].get("OPTIONS", {}),
+            DATABASE_CONNECT_TIMEOUT,
+            DATABASE_STATEMENT_TIMEOUT,
+        )
 else:
     private_sqlite(DATA_DIR / "keyhouse.sqlite3")  # 0600, and so its -wal and -shm
     DATABASES = {

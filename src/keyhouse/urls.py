@@ -16,3 +16,6 @@ urlpatterns = [
     path("json/fetch_api_key", json_fetch_api_key),
     path("", include("keyhouse.web.urls")),
 ]
+
+# An outage under a middleware (no view's process_exception sees it): 503, not 500.
+handler500 = "keyhouse.api.server_error.server_error"

@@ -64,7 +64,7 @@ class ZulipJsonErrorMiddleware:
             return json_error(ServerOverloadedError(exc.retry_after))
         if isinstance(exc, DirectoryUnavailable):
             return json_error(DirectoryUnavailableError())
-        outage = self._outage(exc)
+        outage = self.outage(exc)
         if outage is not None:
             if wants_json_errors(request):
                 return json_error(ServiceUnavailableError(outage.retry_after))
@@ -84,7 +84,7 @@ class ZulipJsonErrorMiddleware:
         return json_error(InternalServerError())
 
     @staticmethod
-    def _outage(exc: Exception) -> DependencyUnavailable | None:
+    def outage(exc: Exception) -> DependencyUnavailable | None:
         """The database or Redis failed under this request: a 503, not a 500."""
         if isinstance(exc, DependencyUnavailable):
             return exc

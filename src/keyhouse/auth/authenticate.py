@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import authenticate as django_authenticate
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest
 
 from keyhouse.auth.exceptions import DirectoryUnavailable
@@ -21,8 +22,8 @@ def authenticate_password(
 
     Returns the user (or None) and the backends' ``return_data`` flags; raises
     RateLimited when over a limit, before any password is checked, and
-    DirectoryUnavailable or HashingOverloaded (both uncounted) when the LDAP
-    server does not answer or the hashing pool is full.
+    DirectoryUnavailable, HashingOverloaded or a database error (all uncounted)
+    when the LDAP server or the database fails or the hashing pool is full.
     """
     counted = check_login_limits(request, realm, username)
     return_data: dict[str, Any] = {}
@@ -34,9 +35,10 @@ def authenticate_password(
             realm=realm,
             return_data=return_data,
         )
-    except (DirectoryUnavailable, HashingOverloaded):
-        # Not the client's doing: a busy server or a down directory must not
-        # lock a real user out for half an hour.
+    except (DirectoryUnavailable, HashingOverloaded, OperationalError, InterfaceError):
+        # Not the client's doing: a busy server, a down directory or a database
+        # that failed (answered as a 503) must not lock a real user out for half
+        # an hour.
         refund_login_limits(request)
         raise
     if user is not None:

@@ -93,7 +93,8 @@ def serve(host: str, port: int, workers: int) -> None:
             "workers": workers,
             # Threads, so that API-key requests are served while logins wait for
             # the hashing pool (Argon2 releases the GIL while it works).
-            "worker_class": "gthread",
+            # gthread, draining its queued connections on SIGTERM (ops/draining_worker.py).
+            "worker_class": "keyhouse.ops.draining_worker.DrainingThreadWorker",
             "threads": settings.SERVER_THREADS,
             "timeout": 60,
             "graceful_timeout": 20,

@@ -1,0 +1,1 @@
+"""keyhouse's PostgreSQL backend (``ENGINE = "keyhouse.db.postgresql"``): see ``base``."""
