@@ -13,8 +13,9 @@ apt_install() {
 
 redis_up() { timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/6379 && printf "PING\r\n" >&3 && head -c 5 <&3 | grep -q PONG' 2>/dev/null; }
 
+# The binary is needed even when a Redis already answers: fault tests start their own.
+have redis-server || apt_install redis-server
 if ! redis_up; then
-    have redis-server || apt_install redis-server
     redis-server --port 6379 --bind 127.0.0.1 --save "" --appendonly no --daemonize yes >/dev/null
     for _ in $(seq 1 50); do redis_up && break; sleep 0.1; done
     redis_up || { echo "ensure-services: Redis did not start on 127.0.0.1:6379" >&2; exit 1; }
