@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from django.db import connections, models, router
-from django.db.models.query import get_related_populators
+from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
 
 M = TypeVar("M", bound=models.Model)
 _ATTR = "_keyhouse_prepared_queries"
@@ -67,7 +67,7 @@ class PreparedQuery(Generic[M]):
         info = compiler.klass_info
         if (
             compiler.annotation_col_map
-            or queryset._known_related_objects
+            or queryset._known_related_objects  # type: ignore[attr-defined]
             or compiler.has_composite_fields(fields)
             or info is None
             or info["model"] is not self.model

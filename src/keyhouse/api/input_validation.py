@@ -136,7 +136,7 @@ def input_error(request: HttpRequest) -> JsonableError | None:
     if request.encoding is not None:
         # Only under handlers that honour the charset (Django's test client); see
         # KeyhouseWSGIRequest. Decode as UTF-8, as the production request does.
-        request.encoding = None
+        request.encoding = None  # type: ignore[assignment]  # the stubs forget None
     if not is_utf8_form_data(wsgi_bytes(request.META.get("QUERY_STRING", ""))):
         return InvalidUTF8Error()
     try:

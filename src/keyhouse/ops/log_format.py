@@ -62,7 +62,9 @@ class JsonFormatter(logging.Formatter):
                 continue
             entry[key] = _plain(value)
         if record.exc_info or record.exc_text:  # exc_text: what the redact filter made of it
-            entry["exc"] = redact_text(record.exc_text or self.formatException(record.exc_info))
+            entry["exc"] = redact_text(
+                record.exc_text or self.formatException(record.exc_info or (None, None, None))
+            )
         if record.stack_info:
             entry["stack"] = redact_text(self.formatStack(record.stack_info))
         try:

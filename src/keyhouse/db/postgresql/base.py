@@ -198,10 +198,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
     # --- calls that wait for the server ----------------------------------------------
 
     def _commit(self) -> None:
-        self._guarded(super()._commit)
+        self._guarded(super()._commit)  # type: ignore[misc]  # private, untyped in the stubs
 
     def _rollback(self) -> None:
-        self._guarded(super()._rollback)
+        self._guarded(super()._rollback)  # type: ignore[misc]
 
     def _execute_guarded(
         self,
