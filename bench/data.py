@@ -87,8 +87,8 @@ def snapshot_data_dir(source: Path, dest: Path) -> None:
 def _fresh_dirs(out: Path) -> None:
     for d in ("keyhouse-data", "peer-data", "requests"):
         shutil.rmtree(out / d, ignore_errors=True)
-    for d in out.glob("growth-*"):
-        shutil.rmtree(d, ignore_errors=True)
+    for grown in out.glob("growth-*"):
+        shutil.rmtree(grown, ignore_errors=True)
     (out / "requests").mkdir(parents=True)
     (out / "logs").mkdir(exist_ok=True)
 

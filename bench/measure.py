@@ -161,7 +161,9 @@ class ArgonBound:
     def sample(self) -> Figures:
         """One short measurement on every core, with no load running."""
         with CpuMeter(os.getpid()) as cpu:
-            sample = argon2_bound.measure(self.password_hash, PASSWORD, self.sample_seconds, CORES)
+            sample: Figures = argon2_bound.measure(
+                self.password_hash, PASSWORD, self.sample_seconds, CORES
+            )
         sample["other_cores"] = cpu.result["other_cores"]
         log(
             f"Argon2 bound sample: {sample['per_second']}/s "

@@ -180,7 +180,7 @@ def overload(cfg: Config, data: Prepared, bound_per_s: float) -> Figures:
     refused = [o.latency * 1000 for o in answered if o.status in (503, 429)]
     ok = sum(1 for o in answered if o.status == 200)
     ok_lat = [o.latency * 1000 for o in answered if o.status == 200]
-    result = {
+    result: Figures = {
         "offered_per_s": round(flood_rate, 1),
         "seconds": round(cfg.flood_seconds, 1),
         "wall_seconds": round(wall, 1),
