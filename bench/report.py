@@ -1,0 +1,295 @@
+"""Reporting: the targets (MET / NOT MET) and the markdown tables of results.md.
+
+Works from results.json's dict alone, so a report can be rendered again from
+a saved results.json. One function per section, in the order they print;
+docs/performance.md explains every figure.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import openloop
+from config import Config
+
+Results = dict[str, Any]
+Run = dict[str, Any]
+
+LOGIN_TARGET = 0.95
+API_TARGET = 2.0
+# Cores used by other processes during a run above which the report warns.
+NOISY_OTHER_CORES = 0.25
+MET = {True: "MET", False: "NOT MET"}
+
+
+def targets(results: Results) -> dict[str, Any]:
+    """The targets, reported and never enforced: results.json's "targets"."""
+    kh, peer = results["keyhouse"], results["peer"]
+    kh_best = max(kh["logins"], key=lambda r: r["ratio_to_bound"])
+    peer_best = max(peer["logins"], key=lambda r: r["ratio_to_bound"])
+    api_ratio = kh["api"]["ok_per_s"] / max(0.1, peer["api"]["ok_per_s"])
+    return {
+        "login_ratio": {
+            "target": f">= {LOGIN_TARGET}",
+            "value": kh_best["ratio_to_bound"],
+            "at_concurrency": kh_best["connections"],
+            "met": kh_best["ratio_to_bound"] >= LOGIN_TARGET,
+        },
+        "login_ratio_vs_peer": {
+            "target": ">= peer's",
+            "keyhouse": kh_best["ratio_to_bound"],
+            "peer": peer_best["ratio_to_bound"],
+            "met": kh_best["ratio_to_bound"] >= peer_best["ratio_to_bound"],
+        },
+        "api_vs_peer": {
+            "target": f">= {API_TARGET}x",
+            "keyhouse_per_s": kh["api"]["ok_per_s"],
+            "peer_per_s": peer["api"]["ok_per_s"],
+            "ratio": round(api_ratio, 2),
+            "met": api_ratio >= API_TARGET,
+        },
+    }
+
+
+def non200(run: Run) -> str:
+    """Every answer but 200, and every socket error, by count; "-" for none."""
+    bad = {k: v for k, v in run["statuses"].items() if k != "200"}
+    bad.update(run["socket_errors"])
+    return ", ".join(f"{k}: {v}" for k, v in sorted(bad.items())) or "-"
+
+
+def cpu(run: Run) -> str:
+    """The CPU column: server (each worker) / load generator / other processes, in cores."""
+    c = run["cpu"]
+    workers = "+".join(str(x) for x in c["per_process_cores"][1:])
+    return f"{c['server_cores']} ({workers}) / {c['loadgen_cores']} / {c['other_cores']}"
+
+
+def rounds(run: Run) -> str:
+    """Each round's throughput, as "a + b"."""
+    return " + ".join(str(x["ok_per_s"]) for x in run["rounds"])
+
+
+def header(results: Results, run_seconds: int) -> list[str]:
+    s, b = results["setup"], results["argon2_bound"]
+    a = s["argon2"]
+    return [
+        f"## keyhouse benchmark ({s['cores']} cores, {s['workers']} workers x "
+        f"{s['threads_per_worker']} threads, {s['hashing_slots_per_worker']} hashing "
+        f"slot(s) per worker, Argon2id m={a['memory_cost']} KiB t={a['time_cost']} "
+        f"p={a['parallelism']}, runs of {run_seconds} s)",
+        "",
+        f"**Argon2 bound**: {b['per_second']} verifications/s on {b['processes']} processes "
+        f"({b['ms_per_verification_cpu']} ms CPU each; other processes used up to "
+        f"{b['other_cores']} cores meanwhile): the mean of {len(b['samples'])} samples "
+        f"taken between the login runs, which ranged from {b['min_per_second']} to "
+        f"{b['max_per_second']}/s. Each login level is divided by the mean of the "
+        f"samples just before and after it (its *bound/s* column).",
+    ]
+
+
+def logins(results: Results) -> list[str]:
+    lines = [
+        "### Logins: keyhouse `POST /api/v1/fetch_api_key` vs DRF `POST /api-token-auth/`",
+        "",
+        "| concurrency | bound/s | keyhouse ok/s | p50 ms | p99 ms | / bound | non-200 "
+        "| CPU srv/gen/other | peer ok/s | p50 ms | p99 ms | / bound | non-200 "
+        "| CPU srv/gen/other |",
+        "|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    for k, p in zip(results["keyhouse"]["logins"], results["peer"]["logins"], strict=True):
+        lines.append(
+            f"| {k['connections']} | {k['bound_per_s']} | {k['ok_per_s']} | {k['p50_ms']} | "
+            f"{k['p99_ms']} | "
+            f"{k['ratio_to_bound']} | {non200(k)} | {cpu(k)} | {p['ok_per_s']} | "
+            f"{p['p50_ms']} | {p['p99_ms']} | {p['ratio_to_bound']} | {non200(p)} | {cpu(p)} |"
+        )
+    return lines
+
+
+def api(results: Results) -> list[str]:
+    ka, pa = results["keyhouse"]["api"], results["peer"]["api"]
+    return [
+        f"### API-key requests ({ka['connections']} connections, spread over "
+        f"{results['setup']['api_users']} users; keyhouse, peer, peer, keyhouse: each figure "
+        f"is over its server's {len(ka['rounds'])} rounds)",
+        "",
+        "| endpoint | ok/s | p50 ms | p99 ms | non-200 | CPU srv/gen/other |",
+        "|---|---:|---:|---:|---|---|",
+        f"| keyhouse `GET /api/v1/users/me` (Basic, rate limits on) | {ka['ok_per_s']} "
+        f"({rounds(ka)}) | {ka['p50_ms']} | {ka['p99_ms']} | {non200(ka)} | {cpu(ka)} |",
+        f"| peer `GET /me` (Token) | {pa['ok_per_s']} ({rounds(pa)}) | {pa['p50_ms']} | "
+        f"{pa['p99_ms']} | {non200(pa)} | {cpu(pa)} |",
+    ]
+
+
+def target_lines(results: Results) -> list[str]:
+    t = results["targets"]
+    login, vs_peer, api_ = t["login_ratio"], t["login_ratio_vs_peer"], t["api_vs_peer"]
+    return [
+        "### Targets (reported, never enforced)",
+        "",
+        f"- keyhouse login throughput / Argon2 bound {login['target']}: "
+        f"**{MET[login['met']]}** ({login['value']} at concurrency {login['at_concurrency']})",
+        f"- keyhouse login ratio >= peer's: **{MET[vs_peer['met']]}** "
+        f"(keyhouse {vs_peer['keyhouse']}, peer {vs_peer['peer']})",
+        f"- keyhouse users/me >= {API_TARGET:g}x peer /me: "
+        f"**{MET[api_['met']]}** ({api_['keyhouse_per_s']}/s vs "
+        f"{api_['peer_per_s']}/s = {api_['ratio']}x)",
+    ]
+
+
+def overload(results: Results, flood_factor: float) -> list[str]:
+    ov = results["overload"]
+    idle, during = ov["api_idle"], ov["api_during_flood"]
+    return [
+        f"### Overload: {ov['offered_per_s']} logins/s offered "
+        f"({flood_factor:g}x the bound) for {ov['seconds']} s, login limits off",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| flood answers by status | {ov['statuses']} |",
+        f"| fast 503/429 share; their p50 / p99 | {ov['refused_share']}; "
+        f"{ov['refused_p50_ms']} / {ov['refused_p99_ms']} ms |",
+        f"| successful logins during the flood | {ov['ok_per_s']}/s "
+        f"({ov['ok_ratio_to_bound']} of the bound), p50 / p99 {ov['ok_p50_ms']} / "
+        f"{ov['ok_p99_ms']} ms |",
+        f"| 5xx other than 503; connection errors; not sent (client cap "
+        f"{ov['max_in_flight']} in flight); unanswered {openloop.DRAIN_SECONDS:g} s after "
+        f"the flood | {ov['other_5xx']}; {ov['connection_errors']}; "
+        f"{ov['dropped_at_client_cap']}; {ov['unanswered_after_drain']} |",
+        f"| server RSS (master + workers) idle -> peak | {ov['idle_rss_mib']} -> "
+        f"{ov['peak_rss_mib']} MiB (PSS {ov['idle_pss_mib']} -> {ov['peak_pss_mib']} MiB) |",
+        f"| users/me at {idle['rate_per_s']:g}/s, idle: p50 / p99 | "
+        f"{idle['p50_ms']} / {idle['p99_ms']} ms (non-200: {idle['non_200']}) |",
+        f"| users/me at {during['rate_per_s']:g}/s, during the flood: p50 / p99 | "
+        f"{during['p50_ms']} / {during['p99_ms']} ms (non-200: {during['non_200']}) |",
+        f"| CPU srv/gen/other (cores) | {cpu(ov)} |",
+    ]
+
+
+def growth(results: Results) -> list[str]:
+    gr = results["growth"]
+    lines = [
+        "### Growth: `GET /api/v1/users/me` for one fixed user, rate limits off",
+        "",
+        f"Each size in its own copy of the data on its own server, all up at once; runs "
+        f"of {gr['round_seconds']} s from the smallest size to the largest and back, so "
+        f"each figure is over its size's two rounds.",
+        "",
+        "| users | ok/s | p50 ms | p99 ms | non-200 | CPU srv/gen/other | lookup plan |",
+        "|---:|---:|---:|---:|---|---|---|",
+    ]
+    for g in gr["rows"]:
+        plan = " ".join(g["lookup_plan"].split())
+        lines.append(
+            f"| {g['users']} | {g['ok_per_s']} ({rounds(g)}) | {g['p50_ms']} | {g['p99_ms']} | "
+            f"{non200(g)} | {cpu(g)} | `{plan}` |"
+        )
+    lines += ["", f"Largest / smallest size throughput: {gr['last_to_first']} (flat is 1.0)."]
+    return lines
+
+
+def memory_and_legend(results: Results) -> list[str]:
+    kh, peer = results["keyhouse"], results["peer"]
+    return [
+        f"Server RSS (master + workers) before -> after the closed-loop runs: keyhouse "
+        f"{kh['rss_before_mib']} -> {kh['rss_after_mib']} MiB, peer "
+        f"{peer['rss_before_mib']} -> {peer['rss_after_mib']} MiB.",
+        "",
+        "CPU columns: cores busy in the server (each worker) / the load generator / "
+        "everything else on the machine.",
+    ]
+
+
+def _attempts(run: Run) -> str:
+    return (
+        f"({len(run['attempts'])} attempts: "
+        + ", ".join(
+            f"{a['ok_per_s']}/s {a['cpu']['per_process_cores'][1:]}" for a in run["attempts"]
+        )
+        + (", still lopsided" if run["worker_idled"] else "")
+        + ")"
+    )
+
+
+def repeated_runs(results: Results) -> list[str]:
+    """The runs measure.closed_loop repeated because a worker idled; none, no lines."""
+    repeated = [
+        f"{who} {what} {_attempts(run)}"
+        for who in ("keyhouse", "peer")
+        for what, run in [
+            *((f"logins c={x['connections']}", x) for x in results[who]["logins"]),
+            *((f"API round {i + 1}", x) for i, x in enumerate(results[who]["api"]["rounds"])),
+        ]
+        if len(run.get("attempts", [])) > 1
+    ]
+    repeated += [
+        f"growth {g['users']} users round {i + 1} {_attempts(x)}"
+        for g in results["growth"]["rows"]
+        for i, x in enumerate(g["rounds"])
+        if len(x["attempts"]) > 1
+    ]
+    if not repeated:
+        return []
+    return [
+        "Runs repeated because one worker got no connections (the table shows the "
+        "last attempt): " + "; ".join(repeated) + "."
+    ]
+
+
+def _all_cpu(results: Results) -> list[dict[str, Any]]:
+    r = results
+    runs = [*r["keyhouse"]["logins"], r["keyhouse"]["api"], *r["peer"]["logins"]]
+    runs += [r["peer"]["api"], r["overload"], *r["growth"]["rows"]]
+    return [run["cpu"] for run in runs]
+
+
+def busy_warning(results: Results) -> list[str]:
+    """A warning when other processes used over NOISY_OTHER_CORES during any run."""
+    b = results["argon2_bound"]
+    busiest = max(c["other_cores"] for c in _all_cpu(results))
+    if max(busiest, b["other_cores"]) <= NOISY_OTHER_CORES:
+        return []
+    return [
+        f"**WARNING: the machine was busy** (up to "
+        f"{max(busiest, b['other_cores'])} cores used by other "
+        f"processes during a run, {b['other_cores']} during the Argon2 bound): "
+        f"these figures are noisy. Re-run on an idle machine.",
+    ]
+
+
+def markdown(results: Results, cfg: Config) -> str:
+    """results.md: every section, a blank line between them."""
+    sections = [
+        header(results, cfg.run_seconds),
+        logins(results),
+        api(results),
+        target_lines(results),
+        overload(results, cfg.flood_factor),
+        growth(results),
+        memory_and_legend(results),
+        repeated_runs(results),
+        busy_warning(results),
+    ]
+    lines: list[str] = []
+    for section in sections:
+        if section:
+            lines += [*([""] if lines else []), *section]
+    return "\n".join(lines)
+
+
+def write(results: Results, cfg: Config, out: Path) -> Path:
+    """results.json and results.md under `out`, and both on stdout; returns results.json."""
+    report = markdown(results, cfg)
+    path = out / "results.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results.md").write_text(report + "\n")
+    print(report)
+    print()
+    print("```json")
+    print(json.dumps(results, indent=2))
+    print("```")
+    return path

@@ -1,0 +1,284 @@
+"""The scenarios: what is measured, against which server, in which order.
+
+- `side_by_side`: logins at each concurrency against the Argon2 bound, and
+  users/me, for keyhouse and the DRF peer up together;
+- `overload`: an open-loop login flood at a multiple of the bound, with a
+  trickle of users/me alongside;
+- `growth`: users/me for one user at each database size.
+
+Each returns its part of results.json; measure.py does the measuring.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import openloop
+from config import FORM, Config
+from data import Prepared, basic, login_body, snapshot_data_dir
+from measure import (
+    ArgonBound,
+    Figures,
+    closed_loop,
+    log,
+    merge_rounds,
+    open_loop_summary,
+    pct,
+    rss_mib,
+    warm,
+)
+from procstat import CpuMeter, MemorySampler
+from servers import (
+    BENCH,
+    HOST,
+    VENV_BIN,
+    Server,
+    child_env,
+    free_port,
+    keyhouse_server,
+    peer_server,
+    run_json,
+)
+
+# API-key runs per server, alternating so that neither catches the machine's drift alone.
+API_ROUND_ORDER = ("keyhouse", "peer", "peer", "keyhouse")
+
+
+def side_by_side(cfg: Config, data: Prepared) -> dict[str, Figures]:
+    """keyhouse and the peer up together, their runs interleaved with bound samples.
+
+    This machine's speed drifts (other tenants of the host): the Argon2 cost
+    has moved by a third within a minute. Measured one after the other,
+    keyhouse, the peer and the bound would each catch a different speed. So
+    every login level runs both servers back to back (alternating which goes
+    first) between two bound samples, and divides by their mean; the API-key
+    runs go keyhouse, peer, peer, keyhouse, and each server's figure is the
+    mean of its two.
+
+    Returns results.json's "keyhouse", "peer" and "argon2_bound".
+    """
+    bound = ArgonBound(data.seed["password_hash"], max(2.0, cfg.seconds / 2))
+    kh_port, peer_port = free_port(), free_port()
+    kh_ctx = keyhouse_server(data.kh_data, kh_port, cfg.workers, data.logs / "keyhouse.log")
+    peer_ctx = peer_server(
+        data.peer_data,
+        peer_port,
+        cfg.workers,
+        data.setup["threads_per_worker"],
+        data.logs / "peer.log",
+        data.argon2_env,
+    )
+    req = data.requests
+    with kh_ctx as kh_server, peer_ctx as peer_server_:
+        sides: dict[str, tuple[Server, Path, Path]] = {
+            "keyhouse": (kh_server, req["kh_login"], req["kh_me"]),
+            "peer": (peer_server_, req["peer_login"], req["peer_me"]),
+        }
+        out: dict[str, dict[str, Any]] = {}
+        for name, (server, login, me) in sides.items():
+            warm(server.port, login, me)
+            out[name] = {"logins": [], "api": None, "rss_before_mib": rss_mib(server.pid)}
+        _login_levels(cfg, sides, bound, out)
+        _api_rounds(cfg, sides, out)
+    return {"keyhouse": out["keyhouse"], "peer": out["peer"], "argon2_bound": bound.summary()}
+
+
+def _login_levels(
+    cfg: Config,
+    sides: dict[str, tuple[Server, Path, Path]],
+    bound: ArgonBound,
+    out: dict[str, dict[str, Any]],
+) -> None:
+    """Each concurrency for both servers, between two bound samples, divided by their mean."""
+    before = bound.sample()
+    for i, c in enumerate(cfg.levels):
+        order = list(sides) if i % 2 == 0 else list(reversed(sides))
+        runs = {}
+        for name in order:
+            server, login, _ = sides[name]
+            runs[name] = closed_loop(server.pid, server.port, login, c, c, cfg.run_seconds)
+        after = bound.sample()
+        level_bound = (before["per_second"] + after["per_second"]) / 2
+        before = after
+        for name in sides:
+            r = runs[name]
+            r["bound_per_s"] = round(level_bound, 1)
+            r["ratio_to_bound"] = round(r["ok_per_s"] / level_bound, 3)
+            log(
+                f"{name} logins c={c}: {r['ok_per_s']}/s ok, ratio {r['ratio_to_bound']} "
+                f"(bound {level_bound:.1f}/s), p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
+                f"statuses {r['statuses']}"
+            )
+            out[name]["logins"].append(r)
+
+
+def _api_rounds(
+    cfg: Config, sides: dict[str, tuple[Server, Path, Path]], out: dict[str, dict[str, Any]]
+) -> None:
+    """users/me spread over many users, in API_ROUND_ORDER; each server's figure over its rounds."""
+    c = cfg.api_connections
+    rounds: dict[str, list[Figures]] = {name: [] for name in sides}
+    for name in API_ROUND_ORDER:
+        server, _, me = sides[name]
+        r = closed_loop(server.pid, server.port, me, c, min(c, cfg.wrk_threads), cfg.run_seconds)
+        log(
+            f"{name} API c={c}: {r['ok_per_s']}/s ok, p50 {r['p50_ms']} ms, "
+            f"p99 {r['p99_ms']} ms, statuses {r['statuses']}"
+        )
+        rounds[name].append(r)
+    for name, (server, _, _) in sides.items():
+        out[name]["api"] = merge_rounds(rounds[name])
+        # glibc keeps freed Argon2 buffers in per-thread arenas: RSS after logins shows it.
+        out[name]["rss_after_mib"] = rss_mib(server.pid)
+
+
+def overload(cfg: Config, data: Prepared, bound_per_s: float) -> Figures:
+    """A login flood at cfg.flood_factor x the bound, open loop, with users/me alongside."""
+    seed = data.seed
+    port = free_port()
+    host = f"{HOST}:{port}"
+    logins = [
+        openloop.raw_request(
+            "POST", "/api/v1/fetch_api_key", host, {"Content-Type": FORM}, login_body(e)
+        )
+        for e in seed["login"]
+    ]
+    me = [
+        openloop.raw_request("GET", "/api/v1/users/me", host, {"Authorization": basic(e, k)})
+        for e, k in seed["api"]
+    ]
+    flood_rate = cfg.flood_factor * bound_per_s
+    # Login limits off: every attempt reaches the hashing gate, as a flood spread
+    # over many usernames and addresses would. API limits stay on.
+    with keyhouse_server(
+        data.kh_data,
+        port,
+        cfg.workers,
+        data.logs / "overload.log",
+        KEYHOUSE_RATE_LIMITING_AUTHENTICATE="false",
+    ) as server:
+        warm(port, data.requests["kh_me"])
+        idle = openloop.Stream("api", me, cfg.flood_api_rate, 64)
+        openloop.run(HOST, port, [idle], max(2.0, cfg.seconds / 2))
+        sampler = MemorySampler(server.pid)
+        idle_rss, idle_pss = sampler.sample()
+        log(
+            f"overload: {flood_rate:.0f} logins/s offered for {cfg.flood_seconds:g}s "
+            f"with {cfg.flood_api_rate:g} users/me/s"
+        )
+        flood = openloop.Stream("flood", logins, flood_rate, cfg.flood_max_in_flight)
+        api = openloop.Stream("api", me[len(me) // 2 :], cfg.flood_api_rate, 64)
+        with sampler, CpuMeter(server.pid) as cpu:
+            wall = openloop.run(HOST, port, [flood, api], cfg.flood_seconds)
+
+    statuses: dict[str, int] = {}
+    for o in flood.outcomes:
+        statuses[str(o.status)] = statuses.get(str(o.status), 0) + 1
+    answered = [o for o in flood.outcomes if o.status]
+    refused = [o.latency * 1000 for o in answered if o.status in (503, 429)]
+    ok = sum(1 for o in answered if o.status == 200)
+    ok_lat = [o.latency * 1000 for o in answered if o.status == 200]
+    result: Figures = {
+        "offered_per_s": round(flood_rate, 1),
+        "seconds": round(cfg.flood_seconds, 1),
+        "wall_seconds": round(wall, 1),
+        "scheduled": flood.scheduled,
+        "dropped_at_client_cap": flood.dropped,
+        "unanswered_after_drain": flood.unanswered,
+        "max_in_flight": cfg.flood_max_in_flight,
+        "answered": len(answered),
+        "connection_errors": len(flood.outcomes) - len(answered),
+        "statuses": statuses,
+        "ok_per_s": round(ok / cfg.flood_seconds, 1),
+        "ok_ratio_to_bound": round(ok / cfg.flood_seconds / bound_per_s, 3),
+        "ok_p50_ms": round(pct(ok_lat, 50), 1),
+        "ok_p99_ms": round(pct(ok_lat, 99), 1),
+        "refused_share": round(len(refused) / max(1, len(answered)), 3),
+        "refused_p50_ms": round(pct(refused, 50), 2),
+        "refused_p99_ms": round(pct(refused, 99), 2),
+        "other_5xx": sum(1 for o in answered if o.status >= 500 and o.status != 503),
+        "idle_rss_mib": round(idle_rss / 1024, 1),
+        "peak_rss_mib": round(sampler.peak_rss_kib / 1024, 1),
+        "idle_pss_mib": round(idle_pss / 1024, 1),
+        "peak_pss_mib": round(sampler.peak_pss_kib / 1024, 1),
+        "rss_samples": sampler.samples,
+        "api_idle": open_loop_summary(idle),
+        "api_during_flood": open_loop_summary(api),
+        "cpu": cpu.result,
+    }
+    log(
+        f"overload: statuses {statuses}, refused share {result['refused_share']}, "
+        f"refused p99 {result['refused_p99_ms']} ms, peak RSS {result['peak_rss_mib']} MiB, "
+        f"API p99 idle {result['api_idle']['p99_ms']} ms / flood "
+        f"{result['api_during_flood']['p99_ms']} ms"
+    )
+    return result
+
+
+def growth(cfg: Config, data: Prepared) -> Figures:
+    """users/me at each size, every size served at once, their runs interleaved.
+
+    Grown one after another on one server, the sizes were measured a minute
+    apart, and this machine's drift showed as a trend: largest / smallest
+    0.79–0.96 over runs, while the same 1 000- and 100 000-user databases
+    served side by side, runs alternating, showed none (or the reverse). So
+    each size gets its own copy of the data and its own server, and the runs
+    go smallest to largest and back (half a run each); a size's figure is
+    over its two rounds.
+    """
+    kh_env = child_env(KEYHOUSE_DATA_DIR=str(data.kh_data))
+    grown_at: dict[int, dict[str, Any]] = {}
+    data_dirs: dict[int, Path] = {}
+    for size in cfg.growth_sizes:
+        grown_at[size] = run_json(
+            [str(VENV_BIN / "python"), str(BENCH / "seed.py"), "grow", "--total", str(size)],
+            kh_env,
+        )
+        data_dirs[size] = data.out / f"growth-{size}"
+        snapshot_data_dir(data.kh_data, data_dirs[size])
+    rounds: dict[int, list[Figures]] = {size: [] for size in cfg.growth_sizes}
+    round_seconds = max(1, round(cfg.seconds / 2))
+    c = cfg.api_connections
+    fixed = data.requests["kh_me_fixed"]
+    with contextlib.ExitStack() as stack:
+        servers = {
+            # One fixed user, so api_by_user (200/min) would refuse the run: limits off.
+            size: stack.enter_context(
+                keyhouse_server(
+                    data_dirs[size],
+                    free_port(),
+                    cfg.workers,
+                    data.logs / f"growth-{size}.log",
+                    KEYHOUSE_RATE_LIMITING="false",
+                )
+            )
+            for size in cfg.growth_sizes
+        }
+        for server in servers.values():
+            warm(server.port, fixed)
+        for size in [*cfg.growth_sizes, *reversed(cfg.growth_sizes)]:
+            server = servers[size]
+            r = closed_loop(
+                server.pid, server.port, fixed, c, min(c, cfg.wrk_threads), round_seconds
+            )
+            log(
+                f"growth {grown_at[size]['users']} users: {r['ok_per_s']}/s ok, "
+                f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms"
+            )
+            rounds[size].append(r)
+    rows = []
+    for size in cfg.growth_sizes:
+        row = merge_rounds(rounds[size])
+        grown = grown_at[size]
+        row["users"] = grown["users"]
+        row["insert_seconds"] = grown["insert_seconds"]
+        row["lookup_plan"] = grown["lookup_plan"]
+        rows.append(row)
+    first = rows[0]["ok_per_s"] or 1
+    return {
+        "rows": rows,
+        "round_seconds": round_seconds,
+        "last_to_first": round(rows[-1]["ok_per_s"] / first, 3),
+    }
