@@ -225,3 +225,26 @@ def test_importing_the_settings_creates_nothing(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.replace("'", '"')) == ["emails", "keyhouse.sqlite3", "secret_key"]
+
+
+def test_no_module_changes_settings_at_run_time() -> None:
+    """Settings are the loader's values; run-time state lives in its own module."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "src" / "keyhouse").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            if isinstance(node, ast.AugAssign | ast.AnnAssign):
+                targets = [node.target]
+            for target in targets:
+                if (
+                    isinstance(target, ast.Attribute)
+                    and getattr(target.value, "id", "") == "settings"
+                ):
+                    offenders.append(f"{path.name}:{node.lineno}")
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setattr":
+                first = node.args[0] if node.args else None
+                if getattr(first, "id", "") == "settings":
+                    offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []
