@@ -168,6 +168,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # --- ops (docs/deploy.md): request id first, so every log line has it; then metrics ---
     "keyhouse.ops.request_id.RequestIdMiddleware",
+    "keyhouse.ops.request_log.AccessLogMiddleware",
     "keyhouse.ops.metrics.MetricsMiddleware",
     # --- end ops ---
     # Outside the error middleware, so that its HTML error pages get the policy too.
@@ -306,7 +307,7 @@ SILENCED_SYSTEM_CHECKS = [
 LOG_LEVEL: str = _v["LOG_LEVEL"]
 # --- ops: logs, health checks, metrics (docs/deploy.md) ----------------------
 # "plain" for humans; "json": one object a line with request_id, and one access
-# line per request (ops/request_id.py).
+# line per request (ops/request_log.py).
 LOG_FORMAT: str = _v["LOG_FORMAT"]  # "plain" or "json", checked by the loader
 # Seconds /ready waits for the database and Redis (LDAP: LDAP_CONNECT_TIMEOUT).
 READY_CHECK_TIMEOUT: float = _v["READY_CHECK_TIMEOUT"]

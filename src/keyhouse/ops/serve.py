@@ -92,7 +92,7 @@ def serve(host: str, port: int, workers: int) -> None:
             "threads": settings.SERVER_THREADS,
             "timeout": 60,
             "graceful_timeout": 20,
-            # In JSON mode the app logs each request itself (ops/request_id.py).
+            # In JSON mode the app logs each request itself (ops/request_log.py).
             "accesslog": None if settings.LOG_FORMAT == "json" else "-",
             "access_log_format": ACCESS_LOG_FORMAT,
             "logger_class": AccessLogger,
