@@ -1,8 +1,11 @@
 """Django settings: the only module that reads the environment and the config file.
 
-Precedence, lowest to highest: built-in defaults, the TOML file named by
-``KEYHOUSE_CONFIG`` (upper-case keys become settings, as Zulip's
+Every value comes from one loader over the declared table (config_keys.py), with
+one precedence for every key, lowest to highest: built-in defaults, the TOML file
+named by ``KEYHOUSE_CONFIG`` (upper-case keys become settings, as Zulip's
 ``/etc/zulip/settings.py`` does), then ``KEYHOUSE_*`` environment variables.
+This module assigns and assembles; it creates no file (keyhouse/apps.py does, at
+start-up).
 """
 
 from __future__ import annotations

@@ -61,4 +61,3 @@ class RequestIdMiddleware:
             return response
         finally:
             request_id_var.reset(token)
-
