@@ -107,7 +107,7 @@ def lazy_secret_key(data_dir: Path) -> str:
     ``prepare`` uses it at start-up; Django's signing turns it into bytes with
     ``str()``, which reads the key then.
     """
-    return lazy(secret_key, str)(data_dir)  # type: ignore[no-any-return]
+    return lazy(secret_key, str)(data_dir)
 
 
 def prepare(data_dir: Path, secret: str, sqlite_file: Path | None, mail_dir: Path | None) -> None:
