@@ -164,36 +164,38 @@ def test_a_good_file_still_works(tmp_path: Path) -> None:
 # --- no drift: settings.py ↔ the table ↔ docs ----------------------------------
 
 
-def _settings_reads() -> dict[str, str | None]:
-    """Each ``_setting("NAME", ...)`` in settings.py → the KEYHOUSE_* variable it reads."""
+def _settings_reads() -> set[str]:
+    """Each ``_v["NAME"]`` in settings.py: the loaded values it assigns from."""
     tree = ast.parse((SRC / "settings.py").read_text())
-    reads: dict[str, str | None] = {}
-    for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_setting"):
-            continue
-        first = node.args[0]
-        assert isinstance(first, ast.Constant), ast.unparse(node)
-        env = None
-        envs = [
-            n.value
-            for n in ast.walk(node)
-            if isinstance(n, ast.Constant)
-            and isinstance(n.value, str)
-            and n.value.startswith("KEYHOUSE_")
-        ]
-        if envs:
-            (env,) = envs
-        reads[first.value] = env
-    return reads
+    return {
+        node.slice.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Subscript)
+        and getattr(node.value, "id", None) == "_v"
+        and isinstance(node.slice, ast.Constant)
+    }
 
 
 def test_every_setting_read_is_declared_and_vice_versa() -> None:
     reads = _settings_reads()
-    declared = {key.name: key.env for key in KEYS}
-    assert sorted(set(reads) - set(declared)) == [], "read by settings.py but not declared"
-    assert sorted(set(declared) - set(reads)) == [], "declared but never read"
-    assert {n: e for n, e in reads.items()} == declared, "environment variable names differ"
+    declared = {key.name for key in KEYS}
+    assert sorted(reads - declared) == [], "read by settings.py but not declared"
+    assert sorted(declared - reads) == [], "declared but never read"
     assert len(KEYS) == len(declared), "a key is declared twice"
+
+
+def test_settings_read_the_environment_only_through_the_table() -> None:
+    """One precedence for every key: no KEYHOUSE_* variable read beside the loader."""
+    text = (SRC / "settings.py").read_text()
+    assert "os.environ.get" not in text and "os.getenv" not in text
+    assert re.findall(r"KEYHOUSE_\w+", text.split('"""', 2)[2]) == []
+
+
+def test_every_key_has_a_default_of_its_type_or_none() -> None:
+    for key in KEYS:
+        assert key.value is None or config_keys._fits(key.value, key.type), key.name
+        assert key.env is None or key.env.startswith("KEYHOUSE_"), key.name
+        assert not (key.type is dict and key.env), key.name  # tables come from the file
 
 
 def test_only_settings_reads_the_config_file() -> None:

@@ -1,31 +1,40 @@
-"""Every key the ``KEYHOUSE_CONFIG`` file may hold, and the check that refuses the rest.
+"""Every setting keyhouse reads: its type, default, environment variable and meaning.
 
 A misspelled key or a value of the wrong type used to be ignored without a word,
 so a server ran on a default the operator believed changed. This table is the
-one list of what settings.py reads from the file: ``validate`` checks a loaded
-file against it and raises ``ConfigError`` with one line an operator can act on;
-docs/operations.md's list of keys is rendered from it (``python -m
+one list of what keyhouse can be configured with. ``load_values`` turns (the
+environment, the ``KEYHOUSE_CONFIG`` file's contents) into the typed values
+settings.py assigns, with one precedence for every key: built-in default <
+file < ``KEYHOUSE_*`` variable; ``validate`` refuses a file's unknown key or
+wrong type with ``ConfigError``, one line an operator can act on.
+docs/operations.md's list of keys is rendered from the table (``python -m
 keyhouse.config_keys``), and a test keeps it, settings.py and the docs in step.
 
-Pure: no Django, no I/O beyond reading the file, so every entry point (the CLI,
-wsgi, tests) can use it before Django is set up. Issue #13 grows this table into
-the typed settings themselves; the ``default`` column is, for now, the default as
-the docs show it, not a value.
+Pure: no Django, and no I/O beyond ``read_file``, so every entry point (the CLI,
+wsgi, tests) can use it before Django is set up, and tests of precedence call
+``load_values`` directly.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
 DOCS = "docs/operations.md"
+CONFIG_ENV = "KEYHOUSE_CONFIG"
+
+_SMTP = "django.core.mail.backends.smtp.EmailBackend"
+_FILE_MAIL = "django.core.mail.backends.filebased.EmailBackend"
+LOG_FORMATS = ("plain", "json")
 
 
 class ConfigError(Exception):
-    """The config file cannot be used; ``str()`` is the one line to show the operator."""
+    """The configuration cannot be used; ``str()`` is the one line to show the operator."""
 
 
 @dataclass(frozen=True)
@@ -35,156 +44,257 @@ class ConfigKey:
     default: str  # as docs/operations.md shows it
     env: str | None  # the KEYHOUSE_* variable that overrides the file, if any
     doc: str  # one line of meaning
+    value: Any = None  # the built-in default (None: unset, or derived)
+    # The default computed from the keys above it, when it depends on them.
+    derive: Callable[[Mapping[str, Any]], Any] | None = None
+    # Normalizes a value from either source (e.g. a host name to lower case).
+    clean: Callable[[Any], Any] | None = None
 
 
-def _k(name: str, type_: type, default: str, doc: str, env: str | None = None) -> ConfigKey:
-    return ConfigKey(name, type_, default, env, doc)
+def _k(
+    name: str,
+    type_: type,
+    default: str,
+    doc: str,
+    env: str | None = None,
+    *,
+    value: Any,
+    derive: Callable[[Mapping[str, Any]], Any] | None = None,
+    clean: Callable[[Any], Any] | None = None,
+) -> ConfigKey:
+    return ConfigKey(name, type_, default, env, doc, value, derive, clean)
 
 
-# In settings.py's order. Types are strict on purpose: `ZULIP_VERSION = 10.10`
-# would silently become "10.1", and `ARGON2_TIME_COST = "2"` is a quoting slip.
+def _lower(value: str) -> str:
+    return value.strip().lower()
+
+
+def _log_format(value: str) -> str:
+    value = value.strip().lower()
+    if value not in LOG_FORMATS:
+        raise ConfigError('LOG_FORMAT must be "plain" or "json"')
+    return value
+
+
+# Derived defaults read only keys above them. Types are strict on purpose:
+# `ZULIP_VERSION = 10.10` would silently become "10.1", and `ARGON2_TIME_COST = "2"`
+# is a quoting slip.
 KEYS: tuple[ConfigKey, ...] = (
     _k("DATA_DIR", str, "`./keyhouse-data`",
        "SQLite database, generated secret key (`secret_key`, mode 0600) and mail files",
-       "KEYHOUSE_DATA_DIR"),
+       "KEYHOUSE_DATA_DIR",
+       value="./keyhouse-data"),
     _k("SECRET_KEY", str, "generated in the data dir", "Django's secret key",
-       "KEYHOUSE_SECRET_KEY"),
+       "KEYHOUSE_SECRET_KEY",
+       value=None),
     _k("DEBUG", bool, "`false`", "Django's debug mode; never on a server others can reach",
-       "KEYHOUSE_DEBUG"),
+       "KEYHOUSE_DEBUG",
+       value=False),
     _k("EXTERNAL_HOST", str, "unset: every host is the root realm",
        "e.g. `avianforum.ca`: realm `forum` lives at `forum.avianforum.ca`",
-       "KEYHOUSE_EXTERNAL_HOST"),
+       "KEYHOUSE_EXTERNAL_HOST",
+       value="", clean=_lower),
     _k("ROOT_SUBDOMAIN_ALIASES", list, '`["www"]`',
-       "subdomains of `EXTERNAL_HOST` that also mean the root realm"),
+       "subdomains of `EXTERNAL_HOST` that also mean the root realm",
+       value=["www"]),
     _k("ALLOWED_HOSTS", list, '`["*"]`',
        "Django's host check; realm resolution decides what a host means, restrict if you like",
-       "KEYHOUSE_ALLOWED_HOSTS"),
+       "KEYHOUSE_ALLOWED_HOSTS",
+       value=["*"]),
     _k("USE_X_FORWARDED_PROTO", bool, "`false`",
        "behind a TLS-terminating proxy: trust `X-Forwarded-Proto`",
-       "KEYHOUSE_USE_X_FORWARDED_PROTO"),
+       "KEYHOUSE_USE_X_FORWARDED_PROTO",
+       value=False),
     _k("USE_X_FORWARDED_HOST", bool, "`false`", "trust `X-Forwarded-Host`",
-       "KEYHOUSE_USE_X_FORWARDED_HOST"),
+       "KEYHOUSE_USE_X_FORWARDED_HOST",
+       value=False),
     _k("ZULIP_VERSION", str, '`"10.0"`', "the Zulip version keyhouse claims (compatibility.md)",
-       "KEYHOUSE_ZULIP_VERSION"),
+       "KEYHOUSE_ZULIP_VERSION",
+       value="10.0"),
     _k("ZULIP_MERGE_BASE", str, "`ZULIP_VERSION`", "the merge base keyhouse claims",
-       "KEYHOUSE_ZULIP_MERGE_BASE"),
+       "KEYHOUSE_ZULIP_MERGE_BASE",
+       value=None, derive=lambda v: v["ZULIP_VERSION"]),
     _k("ZULIP_FEATURE_LEVEL", int, "`371`", "the API feature level keyhouse claims",
-       "KEYHOUSE_ZULIP_FEATURE_LEVEL"),
+       "KEYHOUSE_ZULIP_FEATURE_LEVEL",
+       value=371),
     _k("DEV_MODE", bool, "`false`", "Zulip's development-only endpoints (see Development mode)",
-       "KEYHOUSE_DEV_MODE"),
+       "KEYHOUSE_DEV_MODE",
+       value=False),
     _k("AUTH_LDAP_SERVER_URI", str, "unset: no LDAP",
        "the directory, e.g. `ldaps://ldap.example.com` (ldap.md)",
-       "KEYHOUSE_LDAP_SERVER_URI"),
-    _k("AUTH_LDAP_BIND_DN", str, "empty: anonymous bind", "DN keyhouse binds as to search"),
-    _k("AUTH_LDAP_BIND_PASSWORD", str, "empty", "password of `AUTH_LDAP_BIND_DN`"),
+       "KEYHOUSE_LDAP_SERVER_URI",
+       value=""),
+    _k("AUTH_LDAP_BIND_DN", str, "empty: anonymous bind", "DN keyhouse binds as to search",
+       value=""),
+    _k("AUTH_LDAP_BIND_PASSWORD", str, "empty", "password of `AUTH_LDAP_BIND_DN`",
+       value=""),
     _k("AUTH_LDAP_USERNAME_ATTR", str, "unset",
-       "LDAP attribute holding the login username (ldap.md)"),
+       "LDAP attribute holding the login username (ldap.md)",
+       value=None),
     _k("AUTH_LDAP_USER_ATTR_MAP", dict, '`{ full_name = "cn" }`',
-       "keyhouse user fields from LDAP attributes"),
-    _k("AUTH_LDAP_START_TLS", bool, "`false`", "STARTTLS on a plain `ldap://` connection"),
+       "keyhouse user fields from LDAP attributes",
+       value={"full_name": "cn"}),
+    _k("AUTH_LDAP_START_TLS", bool, "`false`", "STARTTLS on a plain `ldap://` connection",
+       value=False),
     _k("AUTH_LDAP_ADVANCED_REALM_ACCESS_CONTROL", dict, "unset",
-       "per-realm LDAP attribute conditions for access (ldap.md)"),
-    _k("LDAP_APPEND_DOMAIN", str, "unset", "email = username@this domain (ldap.md)"),
-    _k("LDAP_EMAIL_ATTR", str, "unset", "LDAP attribute holding the email (ldap.md)"),
+       "per-realm LDAP attribute conditions for access (ldap.md)",
+       value=None),
+    _k("LDAP_APPEND_DOMAIN", str, "unset", "email = username@this domain (ldap.md)",
+       value=None),
+    _k("LDAP_EMAIL_ATTR", str, "unset", "LDAP attribute holding the email (ldap.md)",
+       value=None),
     _k("LDAP_DEACTIVATE_NON_MATCHING_USERS", bool, "unset: as Zulip",
-       "`keyhouse ldap sync` deactivates users missing from the directory"),
-    _k("LDAP_CONNECT_TIMEOUT", float, "`3`", "seconds to wait to connect to the directory"),
-    _k("LDAP_OPERATION_TIMEOUT", float, "`5`", "seconds to wait for each directory operation"),
+       "`keyhouse ldap sync` deactivates users missing from the directory",
+       value=None),
+    _k("LDAP_CONNECT_TIMEOUT", float, "`3`", "seconds to wait to connect to the directory",
+       value=3.0),
+    _k("LDAP_OPERATION_TIMEOUT", float, "`5`", "seconds to wait for each directory operation",
+       value=5.0),
     _k("LDAP_CA_CERT_FILE", str, "unset: system CAs",
-       "PEM file of the CA that signed the directory's certificate"),
+       "PEM file of the CA that signed the directory's certificate",
+       value=None),
     _k("AUTHENTICATION_BACKEND_ORDER", list, '`["email", "ldap"]`',
-       "which backends run, in this order, when a realm enables both"),
+       "which backends run, in this order, when a realm enables both",
+       value=["email", "ldap"]),
     _k("AUTH_LDAP_USER_SEARCH", dict, "unset",
-       '`{ base = "...", scope = "subtree", filter = "(uid=%(user)s)" }` (ldap.md)'),
+       '`{ base = "...", scope = "subtree", filter = "(uid=%(user)s)" }` (ldap.md)',
+       value=None),
     _k("AUTH_LDAP_REVERSE_EMAIL_SEARCH", dict, "unset",
-       "the search that finds a user by email (ldap.md)"),
-    _k("RATE_LIMITING", bool, "`true`", "every rate limit (security.md)", "KEYHOUSE_RATE_LIMITING"),
+       "the search that finds a user by email (ldap.md)",
+       value=None),
+    _k("RATE_LIMITING", bool, "`true`", "every rate limit (security.md)", "KEYHOUSE_RATE_LIMITING",
+       value=True),
     _k("RATE_LIMITING_AUTHENTICATE", bool, "`true`", "the login limits (security.md)",
-       "KEYHOUSE_RATE_LIMITING_AUTHENTICATE"),
+       "KEYHOUSE_RATE_LIMITING_AUTHENTICATE",
+       value=True),
     _k("RATE_LIMITING_RULES", dict, "see security.md",
-       "rule lists `[[seconds, attempts], ...]` by name, merged over the defaults as Zulip does"),
+       "rule lists `[[seconds, attempts], ...]` by name, merged over the defaults as Zulip does",
+       value={}),
     _k("TRUSTED_PROXIES", list, "`[]`", "peers (CIDRs) whose `X-Forwarded-For` is believed",
-       "KEYHOUSE_TRUSTED_PROXIES"),
+       "KEYHOUSE_TRUSTED_PROXIES",
+       value=[]),
     _k("RATE_LIMIT_IPV6_PREFIX", int, "`64`",
-       "the per-IP limits count an IPv6 client by this block (0-128; security.md)"),
+       "the per-IP limits count an IPv6 client by this block (0-128; security.md)",
+       value=64),
     _k("RATE_LIMIT_IP_EXEMPT", list, '`["127.0.0.0/8", "::1"]`',
-       "addresses never limited per IP; `[]` limits loopback too"),
+       "addresses never limited per IP; `[]` limits loopback too",
+       value=["127.0.0.0/8", "::1"]),
     _k("REDIS_URL", str, "unset: the database",
-       "rate-limit store and API-key cache shared by servers", "KEYHOUSE_REDIS_URL"),
+       "rate-limit store and API-key cache shared by servers", "KEYHOUSE_REDIS_URL",
+       value=""),
     _k("REDIS_SOCKET_TIMEOUT", float, "`1.0`",
        "seconds one Redis call may take before Redis counts as down (then fast 503s for 2 s)",
-       "KEYHOUSE_REDIS_SOCKET_TIMEOUT"),
+       "KEYHOUSE_REDIS_SOCKET_TIMEOUT",
+       value=1.0),
     _k("HIDE_ACCOUNT_STATE", bool, "`false`",
        "answer deactivated/other-realm accounts like a wrong password",
-       "KEYHOUSE_HIDE_ACCOUNT_STATE"),
+       "KEYHOUSE_HIDE_ACCOUNT_STATE",
+       value=False),
     _k("HASHING_SLOTS", int, "`0`: ceil(cores / workers) per worker",
-       "concurrent password verifications per process", "KEYHOUSE_HASHING_SLOTS"),
+       "concurrent password verifications per process", "KEYHOUSE_HASHING_SLOTS",
+       value=0),
     _k("HASHING_MAX_WAIT", float, "`2.0`", "seconds a login waits for a hashing slot",
-       "KEYHOUSE_HASHING_MAX_WAIT"),
+       "KEYHOUSE_HASHING_MAX_WAIT",
+       value=2.0),
     _k("HASHING_MAX_WAITERS", int, "`12`", "logins that may wait for a hashing slot",
-       "KEYHOUSE_HASHING_MAX_WAITERS"),
-    _k("SERVER_THREADS", int, "`16`", "gunicorn threads per worker", "KEYHOUSE_SERVER_THREADS"),
+       "KEYHOUSE_HASHING_MAX_WAITERS",
+       value=12),
+    _k("SERVER_THREADS", int, "`16`", "gunicorn threads per worker", "KEYHOUSE_SERVER_THREADS",
+       value=16),
     _k("ARGON2_TIME_COST", int, "`2`", "Argon2id passes (passwords.md)",
-       "KEYHOUSE_ARGON2_TIME_COST"),
+       "KEYHOUSE_ARGON2_TIME_COST",
+       value=2),
     _k("ARGON2_MEMORY_COST", int, "`19456`", "Argon2id memory in KiB (passwords.md)",
-       "KEYHOUSE_ARGON2_MEMORY_COST"),
+       "KEYHOUSE_ARGON2_MEMORY_COST",
+       value=19456),
     _k("ARGON2_PARALLELISM", int, "`1`", "Argon2id lanes (passwords.md)",
-       "KEYHOUSE_ARGON2_PARALLELISM"),
-    _k("PASSWORD_MIN_LENGTH", int, "`6`", "shortest password accepted"),
-    _k("PASSWORD_MAX_LENGTH", int, "`100`", "longest password accepted"),
-    _k("PASSWORD_MIN_GUESSES", int, "`10000`", "zxcvbn guesses a new password must need"),
+       "KEYHOUSE_ARGON2_PARALLELISM",
+       value=1),
+    _k("PASSWORD_MIN_LENGTH", int, "`6`", "shortest password accepted",
+       value=6),
+    _k("PASSWORD_MAX_LENGTH", int, "`100`", "longest password accepted",
+       value=100),
+    _k("PASSWORD_MIN_GUESSES", int, "`10000`", "zxcvbn guesses a new password must need",
+       value=10000),
     _k("DATABASE_URL", str, "unset: SQLite in the data dir", "e.g. `postgresql://user@host/db`",
-       "KEYHOUSE_DATABASE_URL"),
+       "KEYHOUSE_DATABASE_URL",
+       value=""),
     _k("DATABASE_CONNECT_TIMEOUT", float, "`2.0`",
        "PostgreSQL: seconds to get a connection; a restarting server's refusals are retried "
-       "within it (deploy.md)", "KEYHOUSE_DATABASE_CONNECT_TIMEOUT"),
+       "within it (deploy.md)", "KEYHOUSE_DATABASE_CONNECT_TIMEOUT",
+       value=2.0),
     _k("DATABASE_STATEMENT_TIMEOUT", float, "`2.0`",
        "PostgreSQL: seconds a statement may run; a server that does not answer is cut off "
-       "0.5 s later (deploy.md)", "KEYHOUSE_DATABASE_STATEMENT_TIMEOUT"),
-    _k("API_KEY_CACHE_TIMEOUT", int, "`300`", "seconds an API-key lookup stays in Redis at most"),
-    _k("MAX_BODY_BYTES", int, "`65536`", "larger request bodies get 413"),
-    _k("LOG_LEVEL", str, '`"INFO"`', "Python logging level", "KEYHOUSE_LOG_LEVEL"),
+       "0.5 s later (deploy.md)", "KEYHOUSE_DATABASE_STATEMENT_TIMEOUT",
+       value=2.0),
+    _k("API_KEY_CACHE_TIMEOUT", int, "`300`", "seconds an API-key lookup stays in Redis at most",
+       value=300),
+    _k("MAX_BODY_BYTES", int, "`65536`", "larger request bodies get 413",
+       value=65536),
+    _k("LOG_LEVEL", str, '`"INFO"`', "Python logging level", "KEYHOUSE_LOG_LEVEL",
+       value="INFO", clean=str.upper),
     _k("LOG_FORMAT", str, '`"plain"`',
        '`"json"`: JSON lines with a request id, and an access line per request (deploy.md)',
-       "KEYHOUSE_LOG_FORMAT"),
+       "KEYHOUSE_LOG_FORMAT",
+       value="plain", clean=_log_format),
     _k("READY_CHECK_TIMEOUT", float, "`2.0`", "seconds `/ready` waits for the database and Redis",
-       "KEYHOUSE_READY_CHECK_TIMEOUT"),
+       "KEYHOUSE_READY_CHECK_TIMEOUT",
+       value=2.0),
     _k("METRICS_ALLOWED_IPS", list, '`["127.0.0.0/8", "::1"]`',
        "who may read `/metrics` (CIDRs; the variable is comma-separated)",
-       "KEYHOUSE_METRICS_ALLOWED_IPS"),
+       "KEYHOUSE_METRICS_ALLOWED_IPS",
+       value=["127.0.0.0/8", "::1"]),
     _k("EMAIL_HOST", str, "unset: mails are files in `DATA_DIR/emails`",
-       "the SMTP server; setting it selects SMTP", "KEYHOUSE_EMAIL_HOST"),
-    _k("EMAIL_PORT", int, "`587`", "SMTP port", "KEYHOUSE_EMAIL_PORT"),
-    _k("EMAIL_HOST_USER", str, "empty: no login", "SMTP login", "KEYHOUSE_EMAIL_HOST_USER"),
-    _k("EMAIL_HOST_PASSWORD", str, "empty", "SMTP password", "KEYHOUSE_EMAIL_HOST_PASSWORD"),
-    _k("EMAIL_USE_SSL", bool, "`false`", "implicit TLS (port 465)", "KEYHOUSE_EMAIL_USE_SSL"),
+       "the SMTP server; setting it selects SMTP", "KEYHOUSE_EMAIL_HOST",
+       value=""),
+    _k("EMAIL_PORT", int, "`587`", "SMTP port", "KEYHOUSE_EMAIL_PORT",
+       value=587),
+    _k("EMAIL_HOST_USER", str, "empty: no login", "SMTP login", "KEYHOUSE_EMAIL_HOST_USER",
+       value=""),
+    _k("EMAIL_HOST_PASSWORD", str, "empty", "SMTP password", "KEYHOUSE_EMAIL_HOST_PASSWORD",
+       value=""),
+    _k("EMAIL_USE_SSL", bool, "`false`", "implicit TLS (port 465)", "KEYHOUSE_EMAIL_USE_SSL",
+       value=False),
     _k("EMAIL_USE_TLS", bool, "`true` unless `EMAIL_USE_SSL`", "STARTTLS, as Zulip's defaults",
-       "KEYHOUSE_EMAIL_USE_TLS"),
+       "KEYHOUSE_EMAIL_USE_TLS",
+       value=None, derive=lambda v: not v["EMAIL_USE_SSL"]),
     _k("EMAIL_TIMEOUT", float, "`10`", "seconds to wait for the SMTP server",
-       "KEYHOUSE_EMAIL_TIMEOUT"),
-    _k("EMAIL_FILE_PATH", str, "`DATA_DIR/emails`", "where the file backend writes"),
+       "KEYHOUSE_EMAIL_TIMEOUT",
+       value=10.0),
+    _k("EMAIL_FILE_PATH", str, "`DATA_DIR/emails`", "where the file backend writes",
+       value=None),
     _k("EMAIL_BACKEND", str, "file or SMTP, as above",
        "any Django email backend, e.g. `django.core.mail.backends.console.EmailBackend`",
-       "KEYHOUSE_EMAIL_BACKEND"),
+       "KEYHOUSE_EMAIL_BACKEND",
+       value=None, derive=lambda v: _SMTP if v["EMAIL_HOST"] else _FILE_MAIL),
     _k("DEFAULT_FROM_EMAIL", str, "`keyhouse <noreply@EXTERNAL_HOST>`", "sender of every mail",
-       "KEYHOUSE_DEFAULT_FROM_EMAIL"),
+       "KEYHOUSE_DEFAULT_FROM_EMAIL",
+       value=None, derive=lambda v: f"keyhouse <noreply@{v['EXTERNAL_HOST'] or 'localhost'}>"),
     _k("EMAIL_IN_BACKGROUND", bool, "`true`",
-       "send mail from a small thread pool, not the request"),
+       "send mail from a small thread pool, not the request",
+       value=True),
     _k("PASSWORD_RESET_TIMEOUT", int, "`86400`", "seconds a reset link works",
-       "KEYHOUSE_PASSWORD_RESET_TIMEOUT"),
+       "KEYHOUSE_PASSWORD_RESET_TIMEOUT",
+       value=86400),
     _k("AUDIT_RETENTION_DAYS", int, "`90`",
        "login attempts older than this are pruned; `0` keeps them",
-       "KEYHOUSE_AUDIT_RETENTION_DAYS"),
+       "KEYHOUSE_AUDIT_RETENTION_DAYS",
+       value=90),
     _k("AUDIT_PRUNE_EVERY", int, "`1000`",
        "one recorded attempt in this many also prunes; `0` leaves it to `keyhouse audit prune`",
-       "KEYHOUSE_AUDIT_PRUNE_EVERY"),
+       "KEYHOUSE_AUDIT_PRUNE_EVERY",
+       value=1000),
     _k("MAX_PARAM_CHARS", int, "`4096`", "longest parameter value a view reads; longer is a 400",
-       "KEYHOUSE_MAX_PARAM_CHARS"),
+       "KEYHOUSE_MAX_PARAM_CHARS",
+       value=4096),
     _k("REALM_MOBILE_REMAP_URIS", dict, "`{}`",
-       "mobile flow: the URL the app reached → the realm URL it should use"),
-    _k("SEND_LOGIN_EMAILS", bool, "`true`", "the new-login email", "KEYHOUSE_SEND_LOGIN_EMAILS"),
+       "mobile flow: the URL the app reached → the realm URL it should use",
+       value={}),
+    _k("SEND_LOGIN_EMAILS", bool, "`true`", "the new-login email", "KEYHOUSE_SEND_LOGIN_EMAILS",
+       value=True),
     _k("SECURE_COOKIES", bool, "`false`", "session and CSRF cookies over HTTPS only",
-       "KEYHOUSE_SECURE_COOKIES"),
+       "KEYHOUSE_SECURE_COOKIES",
+       value=False),
 )  # fmt: skip
 
 BY_NAME: dict[str, ConfigKey] = {key.name: key for key in KEYS}
@@ -260,6 +370,64 @@ def load(path: str) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return validate(data, path)
+
+
+# What a KEYHOUSE_* boolean may say (docs/operations.md); anything else is refused,
+# not read as false: `KEYHOUSE_DEV_MODE=ture` must not silently mean off.
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
+def _from_environment(key: ConfigKey, raw: str) -> Any:
+    """A KEYHOUSE_* variable's text as the key's type; the value is never quoted back."""
+    if key.type is str:
+        return raw
+    if key.type is bool:
+        word = raw.strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        raise ConfigError(f"{key.env} must be one of 1, true, yes, on, 0, false, no, off")
+    if key.type is list:  # comma-separated
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    if key.type in (int, float):
+        try:
+            return key.type(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{key.env} must be {_EXPECTED[key.type]}") from None
+    raise AssertionError(f"{key.name}: a {key.type.__name__} key has no variable")
+
+
+def load_values(
+    environ: Mapping[str, str], file: Mapping[str, Any] | None = None, path: str = "config"
+) -> dict[str, Any]:
+    """Every key's value: its ``KEYHOUSE_*`` variable, else the file's, else the default.
+
+    Pure, so precedence is tested by calling it. ``file`` is the parsed TOML
+    (checked here, ``path`` names it in errors); a default may be derived from the
+    keys above it (``ZULIP_MERGE_BASE`` from ``ZULIP_VERSION`` …) and is derived
+    from their final values, whichever source gave them.
+    """
+    data = validate(dict(file or {}), path)
+    values: dict[str, Any] = {}
+    for key in KEYS:
+        if key.env is not None and key.env in environ:
+            value = _from_environment(key, environ[key.env])
+        elif key.name in data:
+            value = float(data[key.name]) if key.type is float else data[key.name]
+        elif key.derive is not None:
+            value = key.derive(values)
+        else:
+            value = copy.deepcopy(key.value)  # lists and tables: each caller its own
+        if key.clean is not None and value is not None:
+            value = key.clean(value)
+        values[key.name] = value
+    return values
+
+
+def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``load_values`` of ``environ`` and of the file its ``KEYHOUSE_CONFIG`` names, if any."""
+    path = environ.get(CONFIG_ENV) or ""
+    return load_values(environ, load(path) if path else {}, path)
 
 
 def render_markdown() -> str:

@@ -2,18 +2,23 @@
 
 The SQLite file (and its -wal and -shm) holds API keys, password hashes and
 sessions; ``emails/`` holds live password-reset links; ``secret_key`` signs
-sessions. Settings call these before anything opens a file there, so that a CLI
-run on a fresh install finds its directory (no "unable to open database file")
-and a data dir left world-readable by an older version is tightened. Entry points
-also set the umask (``PRIVATE_UMASK``) so files made later, by SQLite or Django's
-file mail backend, are private too.
+sessions. ``prepare`` runs at start-up (``keyhouse.apps``: every entry point sets
+Django up), before anything opens a file there, so that a CLI run on a fresh
+install finds its directory (no "unable to open database file") and a data dir
+left world-readable by an older version is tightened. Importing the settings
+creates nothing. Entry points also set the umask (``PRIVATE_UMASK``) so files made
+later, by SQLite or Django's file mail backend, are private too.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import secrets
 import stat
 from pathlib import Path
+
+from django.utils.functional import lazy
 
 PRIVATE_UMASK = 0o077
 DIR_MODE = 0o700
@@ -72,3 +77,49 @@ def private_sqlite(path: Path) -> None:
 def private_umask() -> None:
     """Make every file this process creates from now on 0600 and every directory 0700."""
     os.umask(PRIVATE_UMASK)
+
+
+def _read_or_create_secret_key(data_dir: Path) -> str:
+    """The data dir's random secret key, created (mode 0600) if it has none yet."""
+    key_file = data_dir / "secret_key"
+    try:
+        return key_file.read_text().strip()
+    except FileNotFoundError:
+        pass
+    private_dir(data_dir)
+    key = secrets.token_urlsafe(50)
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:  # another process won the race: use its key
+        return key_file.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+# Once per process: the key is used for every session and CSRF check.
+secret_key = functools.cache(_read_or_create_secret_key)
+
+
+def lazy_secret_key(data_dir: Path) -> str:
+    """A str that reads (or creates) the key when first used, so settings import makes no file.
+
+    ``prepare`` uses it at start-up; Django's signing turns it into bytes with
+    ``str()``, which reads the key then.
+    """
+    return lazy(secret_key, str)(data_dir)
+
+
+def prepare(data_dir: Path, secret: str, sqlite_file: Path | None, mail_dir: Path | None) -> None:
+    """Start-up: the data dir 0700, its secret key, database file and mail dir private.
+
+    ``secret`` is the SECRET_KEY setting: the lazy one is created here, on first
+    start-up, rather than by some request. ``sqlite_file``/``mail_dir``: None when
+    the database is not SQLite, or mail is not written to files.
+    """
+    private_data_dir(data_dir)
+    str(secret)  # the generated key: made now, if this is the first start
+    if sqlite_file is not None:
+        private_sqlite(sqlite_file)  # 0600, and so its -wal and -shm
+    if mail_dir is not None:
+        private_dir(mail_dir)  # reset links: 0700 (new files 0600: the umask)

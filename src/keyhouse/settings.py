@@ -1,134 +1,82 @@
 """Django settings: the only module that reads the environment and the config file.
 
-Precedence, lowest to highest: built-in defaults, the TOML file named by
-``KEYHOUSE_CONFIG`` (upper-case keys become settings, as Zulip's
+Every value comes from one loader over the declared table (config_keys.py), with
+one precedence for every key, lowest to highest: built-in defaults, the TOML file
+named by ``KEYHOUSE_CONFIG`` (upper-case keys become settings, as Zulip's
 ``/etc/zulip/settings.py`` does), then ``KEYHOUSE_*`` environment variables.
+This module assigns and assembles; it creates no file (keyhouse/apps.py does, at
+start-up).
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
 
 from keyhouse import config_keys
-from keyhouse.data_dir import private_data_dir, private_dir, private_sqlite
+from keyhouse.data_dir import lazy_secret_key
 
-
-def _env_bool(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _load_config_file() -> dict[str, Any]:
-    """The file's settings; an unknown key or a wrong type stops the process (config_keys.py)."""
-    path = os.environ.get("KEYHOUSE_CONFIG")
-    if not path:
-        return {}
-    return config_keys.load(path)
-
-
-_CONFIG = _load_config_file()
-
-
-def _setting(name: str, default: Any, env: str | None = None, cast: Any = None) -> Any:
-    """A setting from the environment, else the config file, else the default."""
-    raw = os.environ.get(env) if env else None
-    if raw is not None:
-        return cast(raw) if cast else raw
-    return _CONFIG.get(name, default)
-
+# Every key's value, typed, with one precedence (keyhouse/config_keys.py); an unknown
+# file key or a wrong type stops the process. Reading only: nothing is created here
+# (the data dir is prepared at start-up, keyhouse/apps.py).
+_v: dict[str, Any] = config_keys.from_environment(os.environ)
 
 BASE_DIR = Path(__file__).resolve().parent
 
-DATA_DIR = Path(_setting("DATA_DIR", "./keyhouse-data", "KEYHOUSE_DATA_DIR")).resolve()
-private_data_dir(DATA_DIR)  # 0700, before anything opens a file in it (keyhouse/data_dir.py)
-
-
-def _secret_key() -> str:
-    """Keep one random secret key per data dir, created on first use (mode 0600)."""
-    explicit = _setting("SECRET_KEY", None, "KEYHOUSE_SECRET_KEY")
-    if explicit:
-        return explicit
-    key_file = DATA_DIR / "secret_key"
-    try:
-        return key_file.read_text().strip()
-    except FileNotFoundError:
-        pass
-    key = secrets.token_urlsafe(50)
-    try:
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process won the race: use its key
-        return key_file.read_text().strip()
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key)
-    return key
-
-
-SECRET_KEY = _secret_key()
-DEBUG = _setting("DEBUG", False, "KEYHOUSE_DEBUG", _env_bool)
+DATA_DIR = Path(_v["DATA_DIR"]).resolve()
+# Given, or one random key per data dir, created on first start-up (data_dir.py).
+SECRET_KEY: str = _v["SECRET_KEY"] or lazy_secret_key(DATA_DIR)
+DEBUG = _v["DEBUG"]
 
 # --- Hosts and realms -------------------------------------------------------
-EXTERNAL_HOST: str = _setting("EXTERNAL_HOST", "", "KEYHOUSE_EXTERNAL_HOST").strip().lower()
-ROOT_SUBDOMAIN_ALIASES: list[str] = _setting("ROOT_SUBDOMAIN_ALIASES", ["www"])
+EXTERNAL_HOST: str = _v["EXTERNAL_HOST"]
+ROOT_SUBDOMAIN_ALIASES: list[str] = _v["ROOT_SUBDOMAIN_ALIASES"]
 # Realm resolution, not Django's host check, decides which hosts mean something;
 # unknown hosts get Zulip's JSON "Invalid subdomain" instead of an HTML 400.
-ALLOWED_HOSTS: list[str] = _setting(
-    "ALLOWED_HOSTS",
-    [h for h in os.environ.get("KEYHOUSE_ALLOWED_HOSTS", "*").split(",") if h],
-)
-if _setting("USE_X_FORWARDED_PROTO", False, "KEYHOUSE_USE_X_FORWARDED_PROTO", _env_bool):
+ALLOWED_HOSTS: list[str] = _v["ALLOWED_HOSTS"]
+if _v["USE_X_FORWARDED_PROTO"]:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-USE_X_FORWARDED_HOST = _setting(
-    "USE_X_FORWARDED_HOST", False, "KEYHOUSE_USE_X_FORWARDED_HOST", _env_bool
-)
+USE_X_FORWARDED_HOST = _v["USE_X_FORWARDED_HOST"]
 
 # --- What keyhouse claims to be (docs/compatibility.md) ---------------------
-ZULIP_VERSION: str = str(_setting("ZULIP_VERSION", "10.0", "KEYHOUSE_ZULIP_VERSION"))
-ZULIP_MERGE_BASE: str = str(
-    _setting("ZULIP_MERGE_BASE", ZULIP_VERSION, "KEYHOUSE_ZULIP_MERGE_BASE")
-)
-ZULIP_FEATURE_LEVEL: int = int(
-    _setting("ZULIP_FEATURE_LEVEL", 371, "KEYHOUSE_ZULIP_FEATURE_LEVEL", int)
-)
+ZULIP_VERSION: str = _v["ZULIP_VERSION"]
+ZULIP_MERGE_BASE: str = _v["ZULIP_MERGE_BASE"]
+ZULIP_FEATURE_LEVEL: int = _v["ZULIP_FEATURE_LEVEL"]
 
 # --- Authentication ---------------------------------------------------------
-DEV_MODE: bool = _setting("DEV_MODE", False, "KEYHOUSE_DEV_MODE", _env_bool)
+DEV_MODE: bool = _v["DEV_MODE"]
 
 # --- LDAP (docs/ldap.md): Zulip's setting names, from the config file ---------
-AUTH_LDAP_SERVER_URI: str = _setting("AUTH_LDAP_SERVER_URI", "", "KEYHOUSE_LDAP_SERVER_URI")
-AUTH_LDAP_BIND_DN: str = _setting("AUTH_LDAP_BIND_DN", "")
-AUTH_LDAP_BIND_PASSWORD: str = _setting("AUTH_LDAP_BIND_PASSWORD", "")
-AUTH_LDAP_USERNAME_ATTR: str | None = _setting("AUTH_LDAP_USERNAME_ATTR", None)
-AUTH_LDAP_USER_ATTR_MAP: dict[str, str] = _setting("AUTH_LDAP_USER_ATTR_MAP", {"full_name": "cn"})
-AUTH_LDAP_START_TLS: bool = _setting("AUTH_LDAP_START_TLS", False)
-AUTH_LDAP_ADVANCED_REALM_ACCESS_CONTROL: dict[str, list[dict[str, str]]] | None = _setting(
-    "AUTH_LDAP_ADVANCED_REALM_ACCESS_CONTROL", None
-)
+AUTH_LDAP_SERVER_URI: str = _v["AUTH_LDAP_SERVER_URI"]
+AUTH_LDAP_BIND_DN: str = _v["AUTH_LDAP_BIND_DN"]
+AUTH_LDAP_BIND_PASSWORD: str = _v["AUTH_LDAP_BIND_PASSWORD"]
+AUTH_LDAP_USERNAME_ATTR: str | None = _v["AUTH_LDAP_USERNAME_ATTR"]
+AUTH_LDAP_USER_ATTR_MAP: dict[str, str] = _v["AUTH_LDAP_USER_ATTR_MAP"]
+AUTH_LDAP_START_TLS: bool = _v["AUTH_LDAP_START_TLS"]
+AUTH_LDAP_ADVANCED_REALM_ACCESS_CONTROL: dict[str, list[dict[str, str]]] | None = _v[
+    "AUTH_LDAP_ADVANCED_REALM_ACCESS_CONTROL"
+]
 AUTH_LDAP_ALWAYS_UPDATE_USER = False  # Zulip's: logins never re-sync; `keyhouse ldap sync` does
 AUTH_LDAP_CACHE_TIMEOUT = 0
-LDAP_APPEND_DOMAIN: str | None = _setting("LDAP_APPEND_DOMAIN", None)
-LDAP_EMAIL_ATTR: str | None = _setting("LDAP_EMAIL_ATTR", None)
-LDAP_DEACTIVATE_NON_MATCHING_USERS: bool | None = _setting(
-    "LDAP_DEACTIVATE_NON_MATCHING_USERS", None
-)
+LDAP_APPEND_DOMAIN: str | None = _v["LDAP_APPEND_DOMAIN"]
+LDAP_EMAIL_ATTR: str | None = _v["LDAP_EMAIL_ATTR"]
+LDAP_DEACTIVATE_NON_MATCHING_USERS: bool | None = _v["LDAP_DEACTIVATE_NON_MATCHING_USERS"]
 # Seconds to wait for the directory: to connect, and for each operation.
-LDAP_CONNECT_TIMEOUT: float = float(_setting("LDAP_CONNECT_TIMEOUT", 3))
-LDAP_OPERATION_TIMEOUT: float = float(_setting("LDAP_OPERATION_TIMEOUT", 5))
-LDAP_CA_CERT_FILE: str | None = _setting("LDAP_CA_CERT_FILE", None)
+LDAP_CONNECT_TIMEOUT: float = _v["LDAP_CONNECT_TIMEOUT"]
+LDAP_OPERATION_TIMEOUT: float = _v["LDAP_OPERATION_TIMEOUT"]
+LDAP_CA_CERT_FILE: str | None = _v["LDAP_CA_CERT_FILE"]
 # Which backends run, in this order, when a realm enables both.
-AUTHENTICATION_BACKEND_ORDER: list[str] = _setting(
-    "AUTHENTICATION_BACKEND_ORDER", ["email", "ldap"]
-)
+AUTHENTICATION_BACKEND_ORDER: list[str] = _v["AUTHENTICATION_BACKEND_ORDER"]
 if AUTH_LDAP_SERVER_URI:
     from keyhouse.ldap_settings import ldap_settings
 
     globals().update(
         ldap_settings(
-            user_search=_setting("AUTH_LDAP_USER_SEARCH", None),
-            reverse_email_search=_setting("AUTH_LDAP_REVERSE_EMAIL_SEARCH", None),
+            user_search=_v["AUTH_LDAP_USER_SEARCH"],
+            reverse_email_search=_v["AUTH_LDAP_REVERSE_EMAIL_SEARCH"],
             connect_timeout=LDAP_CONNECT_TIMEOUT,
             operation_timeout=LDAP_OPERATION_TIMEOUT,
             ca_cert_file=LDAP_CA_CERT_FILE,
@@ -136,10 +84,8 @@ if AUTH_LDAP_SERVER_URI:
     )
 
 # --- Abuse resistance (docs/security.md) -------------------------------------
-RATE_LIMITING: bool = _setting("RATE_LIMITING", True, "KEYHOUSE_RATE_LIMITING", _env_bool)
-RATE_LIMITING_AUTHENTICATE: bool = _setting(
-    "RATE_LIMITING_AUTHENTICATE", True, "KEYHOUSE_RATE_LIMITING_AUTHENTICATE", _env_bool
-)
+RATE_LIMITING: bool = _v["RATE_LIMITING"]
+RATE_LIMITING_AUTHENTICATE: bool = _v["RATE_LIMITING_AUTHENTICATE"]
 # Rule lists of (window seconds, max attempts), merged over the defaults as Zulip does.
 DEFAULT_RATE_LIMITING_RULES: dict[str, list[tuple[int, int]]] = {
     "authenticate_by_username": [(1800, 5)],
@@ -151,41 +97,30 @@ DEFAULT_RATE_LIMITING_RULES: dict[str, list[tuple[int, int]]] = {
 }
 RATE_LIMITING_RULES: dict[str, list[tuple[int, int]]] = {
     **DEFAULT_RATE_LIMITING_RULES,
-    **{k: [tuple(r) for r in v] for k, v in _setting("RATE_LIMITING_RULES", {}).items()},
+    **{k: [tuple(r) for r in v] for k, v in _v["RATE_LIMITING_RULES"].items()},
 }
 # Peers whose X-Forwarded-For is believed (CIDRs). Empty: REMOTE_ADDR is the client.
-TRUSTED_PROXIES: list[str] = _setting(
-    "TRUSTED_PROXIES",
-    [p for p in os.environ.get("KEYHOUSE_TRUSTED_PROXIES", "").split(",") if p.strip()],
-)
+TRUSTED_PROXIES: list[str] = _v["TRUSTED_PROXIES"]
 # Addresses never limited per IP: loopback means "a proxy on this host", whose
 # clients must not share one budget. Set [] to limit loopback too.
-RATE_LIMIT_IP_EXEMPT: list[str] = _setting("RATE_LIMIT_IP_EXEMPT", ["127.0.0.0/8", "::1"])
+RATE_LIMIT_IP_EXEMPT: list[str] = _v["RATE_LIMIT_IP_EXEMPT"]
 # IPv6 clients share one per-IP budget per block of this prefix (auth/ip_blocks.py).
-RATE_LIMIT_IPV6_PREFIX: int = _setting("RATE_LIMIT_IPV6_PREFIX", 64)
-REDIS_URL: str = _setting("REDIS_URL", "", "KEYHOUSE_REDIS_URL")
+RATE_LIMIT_IPV6_PREFIX: int = _v["RATE_LIMIT_IPV6_PREFIX"]
+REDIS_URL: str = _v["REDIS_URL"]
 # Seconds one Redis call may take before Redis counts as down: requests then get a
 # fast 503 for a few seconds (redis_client.py) instead of each waiting on a hung server.
-REDIS_SOCKET_TIMEOUT: float = float(
-    _setting("REDIS_SOCKET_TIMEOUT", 1.0, "KEYHOUSE_REDIS_SOCKET_TIMEOUT", float)
-)
+REDIS_SOCKET_TIMEOUT: float = _v["REDIS_SOCKET_TIMEOUT"]
 # Answer "deactivated" and "account in another realm" like a wrong password
 # (no user enumeration, OWASP ASVS 6.3.8). Off by default: Zulip reveals both.
-HIDE_ACCOUNT_STATE: bool = _setting(
-    "HIDE_ACCOUNT_STATE", False, "KEYHOUSE_HIDE_ACCOUNT_STATE", _env_bool
-)
+HIDE_ACCOUNT_STATE: bool = _v["HIDE_ACCOUNT_STATE"]
 # The bounded hashing pool (auth/hashing_gate.py), per process. 0: `keyhouse serve`
 # gives each worker ceil(cores / workers), so the workers together use every core
 # (ops/serve.py); a lone process (tests, runserver) gets one slot per core.
-HASHING_SLOTS: int = int(_setting("HASHING_SLOTS", 0, "KEYHOUSE_HASHING_SLOTS", int))
-HASHING_MAX_WAIT: float = float(
-    _setting("HASHING_MAX_WAIT", 2.0, "KEYHOUSE_HASHING_MAX_WAIT", float)
-)
-HASHING_MAX_WAITERS: int = int(
-    _setting("HASHING_MAX_WAITERS", 12, "KEYHOUSE_HASHING_MAX_WAITERS", int)
-)
+HASHING_SLOTS: int = _v["HASHING_SLOTS"]
+HASHING_MAX_WAIT: float = _v["HASHING_MAX_WAIT"]
+HASHING_MAX_WAITERS: int = _v["HASHING_MAX_WAITERS"]
 # Threads per gunicorn worker; keep well above HASHING_MAX_WAITERS.
-SERVER_THREADS: int = int(_setting("SERVER_THREADS", 16, "KEYHOUSE_SERVER_THREADS", int))
+SERVER_THREADS: int = _v["SERVER_THREADS"]
 
 AUTH_USER_MODEL = "users.User"
 _BACKEND_CLASSES = {
@@ -205,22 +140,21 @@ AUTHENTICATION_BACKENDS.append("keyhouse.auth.backends.StaffAuthBackend")
 
 # Argon2id parameters (docs/passwords.md). Defaults are OWASP's recommendation
 # m=19 MiB, t=2, p=1; read at hashing time so they can be tuned without code.
-ARGON2_TIME_COST: int = int(_setting("ARGON2_TIME_COST", 2, "KEYHOUSE_ARGON2_TIME_COST", int))
-ARGON2_MEMORY_COST: int = int(
-    _setting("ARGON2_MEMORY_COST", 19456, "KEYHOUSE_ARGON2_MEMORY_COST", int)
-)
-ARGON2_PARALLELISM: int = int(_setting("ARGON2_PARALLELISM", 1, "KEYHOUSE_ARGON2_PARALLELISM", int))
+ARGON2_TIME_COST: int = _v["ARGON2_TIME_COST"]
+ARGON2_MEMORY_COST: int = _v["ARGON2_MEMORY_COST"]
+ARGON2_PARALLELISM: int = _v["ARGON2_PARALLELISM"]
 PASSWORD_HASHERS = [
     "keyhouse.users.hashers.KeyhouseArgon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
 ]
-PASSWORD_MIN_LENGTH: int = int(_setting("PASSWORD_MIN_LENGTH", 6))
-PASSWORD_MAX_LENGTH: int = int(_setting("PASSWORD_MAX_LENGTH", 100))
-PASSWORD_MIN_GUESSES: int = int(_setting("PASSWORD_MIN_GUESSES", 10000))
+PASSWORD_MIN_LENGTH: int = _v["PASSWORD_MIN_LENGTH"]
+PASSWORD_MAX_LENGTH: int = _v["PASSWORD_MAX_LENGTH"]
+PASSWORD_MIN_GUESSES: int = _v["PASSWORD_MIN_GUESSES"]
 
 # --- Django plumbing --------------------------------------------------------
 INSTALLED_APPS = [
+    "keyhouse",  # start-up: the data dir (keyhouse/apps.py)
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -237,6 +171,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # --- ops (docs/deploy.md): request id first, so every log line has it; then metrics ---
     "keyhouse.ops.request_id.RequestIdMiddleware",
+    "keyhouse.ops.request_log.AccessLogMiddleware",
     "keyhouse.ops.metrics.MetricsMiddleware",
     # --- end ops ---
     # Outside the error middleware, so that its HTML error pages get the policy too.
@@ -280,15 +215,11 @@ TEMPLATES = [
     }
 ]
 
-DATABASE_URL: str = _setting("DATABASE_URL", "", "KEYHOUSE_DATABASE_URL")
+DATABASE_URL: str = _v["DATABASE_URL"]
 # Seconds (PostgreSQL): to connect, retries of a restarting server included; and per
 # statement, enforced by the server and, for a server that hangs, by keyhouse.
-DATABASE_CONNECT_TIMEOUT: float = float(
-    _setting("DATABASE_CONNECT_TIMEOUT", 2.0, "KEYHOUSE_DATABASE_CONNECT_TIMEOUT", float)
-)
-DATABASE_STATEMENT_TIMEOUT: float = float(
-    _setting("DATABASE_STATEMENT_TIMEOUT", 2.0, "KEYHOUSE_DATABASE_STATEMENT_TIMEOUT", float)
-)
+DATABASE_CONNECT_TIMEOUT: float = _v["DATABASE_CONNECT_TIMEOUT"]
+DATABASE_STATEMENT_TIMEOUT: float = _v["DATABASE_STATEMENT_TIMEOUT"]
 if DATABASE_URL:
     # Health checks: a connection kept across requests that died with a database
     # restart is replaced instead of failing the next request.
@@ -307,7 +238,7 @@ if DATABASE_URL:
             DATABASE_STATEMENT_TIMEOUT,
         )
 else:
-    private_sqlite(DATA_DIR / "keyhouse.sqlite3")  # 0600, and so its -wal and -shm
+    # Made 0600 at start-up, and so its -wal and -shm (keyhouse/apps.py).
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
@@ -344,11 +275,11 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Seconds an API-key lookup stays cached; every change that matters invalidates at once.
-API_KEY_CACHE_TIMEOUT: int = int(_setting("API_KEY_CACHE_TIMEOUT", 300))
+API_KEY_CACHE_TIMEOUT: int = _v["API_KEY_CACHE_TIMEOUT"]
 # --- end Caches ---
 
 # Bodies larger than this are refused before any view runs.
-DATA_UPLOAD_MAX_MEMORY_SIZE = int(_setting("MAX_BODY_BYTES", 64 * 1024))
+DATA_UPLOAD_MAX_MEMORY_SIZE = _v["MAX_BODY_BYTES"]
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 100
 
 USE_TZ = True
@@ -376,24 +307,15 @@ SILENCED_SYSTEM_CHECKS = [
     "security.W012",
 ]
 
-LOG_LEVEL: str = _setting("LOG_LEVEL", "INFO", "KEYHOUSE_LOG_LEVEL").upper()
+LOG_LEVEL: str = _v["LOG_LEVEL"]
 # --- ops: logs, health checks, metrics (docs/deploy.md) ----------------------
 # "plain" for humans; "json": one object a line with request_id, and one access
-# line per request (ops/request_id.py).
-LOG_FORMAT: str = _setting("LOG_FORMAT", "plain", "KEYHOUSE_LOG_FORMAT").strip().lower()
-if LOG_FORMAT not in ("plain", "json"):
-    raise ValueError(f'LOG_FORMAT must be "plain" or "json", not {LOG_FORMAT!r}')
+# line per request (ops/request_log.py).
+LOG_FORMAT: str = _v["LOG_FORMAT"]  # "plain" or "json", checked by the loader
 # Seconds /ready waits for the database and Redis (LDAP: LDAP_CONNECT_TIMEOUT).
-READY_CHECK_TIMEOUT: float = float(
-    _setting("READY_CHECK_TIMEOUT", 2.0, "KEYHOUSE_READY_CHECK_TIMEOUT", float)
-)
+READY_CHECK_TIMEOUT: float = _v["READY_CHECK_TIMEOUT"]
 # Clients allowed to read /metrics (CIDRs); others get a 403.
-METRICS_ALLOWED_IPS: list[str] = _setting(
-    "METRICS_ALLOWED_IPS",
-    ["127.0.0.0/8", "::1"],
-    "KEYHOUSE_METRICS_ALLOWED_IPS",
-    lambda v: [p.strip() for p in v.split(",") if p.strip()],
-)
+METRICS_ALLOWED_IPS: list[str] = _v["METRICS_ALLOWED_IPS"]
 # --- end ops ---
 LOGGING = {
     "version": 1,
@@ -423,61 +345,41 @@ LOGGING = {
 # --- Email (docs/operations.md, "Password reset and email") ------------------
 # No EMAIL_HOST: mails are written as files into DATA_DIR/emails, so the embedded
 # default works without a mail server. With EMAIL_HOST: SMTP (Zulip's defaults).
-EMAIL_HOST: str = _setting("EMAIL_HOST", "", "KEYHOUSE_EMAIL_HOST")
-EMAIL_PORT: int = int(_setting("EMAIL_PORT", 587, "KEYHOUSE_EMAIL_PORT", int))
-EMAIL_HOST_USER: str = _setting("EMAIL_HOST_USER", "", "KEYHOUSE_EMAIL_HOST_USER")
-EMAIL_HOST_PASSWORD: str = _setting("EMAIL_HOST_PASSWORD", "", "KEYHOUSE_EMAIL_HOST_PASSWORD")
-EMAIL_USE_SSL: bool = _setting("EMAIL_USE_SSL", False, "KEYHOUSE_EMAIL_USE_SSL", _env_bool)
-EMAIL_USE_TLS: bool = _setting(
-    "EMAIL_USE_TLS", not EMAIL_USE_SSL, "KEYHOUSE_EMAIL_USE_TLS", _env_bool
-)
-EMAIL_TIMEOUT: float = float(_setting("EMAIL_TIMEOUT", 10, "KEYHOUSE_EMAIL_TIMEOUT", float))
-EMAIL_FILE_PATH: str = str(_setting("EMAIL_FILE_PATH", str(DATA_DIR / "emails")))
-EMAIL_BACKEND: str = _setting(
-    "EMAIL_BACKEND",
-    "django.core.mail.backends.smtp.EmailBackend"
-    if EMAIL_HOST
-    else "django.core.mail.backends.filebased.EmailBackend",
-    "KEYHOUSE_EMAIL_BACKEND",
-)
-if EMAIL_BACKEND == "django.core.mail.backends.filebased.EmailBackend":
-    private_dir(Path(EMAIL_FILE_PATH))  # reset links: 0700 (new files 0600: the umask)
-DEFAULT_FROM_EMAIL: str = _setting(
-    "DEFAULT_FROM_EMAIL",
-    f"keyhouse <noreply@{EXTERNAL_HOST or 'localhost'}>",
-    "KEYHOUSE_DEFAULT_FROM_EMAIL",
-)
+EMAIL_HOST: str = _v["EMAIL_HOST"]
+EMAIL_PORT: int = _v["EMAIL_PORT"]
+EMAIL_HOST_USER: str = _v["EMAIL_HOST_USER"]
+EMAIL_HOST_PASSWORD: str = _v["EMAIL_HOST_PASSWORD"]
+EMAIL_USE_SSL: bool = _v["EMAIL_USE_SSL"]
+EMAIL_USE_TLS: bool = _v["EMAIL_USE_TLS"]
+EMAIL_TIMEOUT: float = _v["EMAIL_TIMEOUT"]
+EMAIL_FILE_PATH: str = _v["EMAIL_FILE_PATH"] or str(DATA_DIR / "emails")
+EMAIL_BACKEND: str = _v["EMAIL_BACKEND"]
+DEFAULT_FROM_EMAIL: str = _v["DEFAULT_FROM_EMAIL"]
 SERVER_EMAIL: str = DEFAULT_FROM_EMAIL
 # Mails go out from a small thread pool (keyhouse/mail.py); tests switch it off.
-EMAIL_IN_BACKGROUND: bool = _setting("EMAIL_IN_BACKGROUND", True)
+EMAIL_IN_BACKGROUND: bool = _v["EMAIL_IN_BACKGROUND"]
 # How long a password-reset link works, in seconds.
-PASSWORD_RESET_TIMEOUT: int = int(
-    _setting("PASSWORD_RESET_TIMEOUT", 86400, "KEYHOUSE_PASSWORD_RESET_TIMEOUT", int)
-)
+PASSWORD_RESET_TIMEOUT: int = _v["PASSWORD_RESET_TIMEOUT"]
 
 # --- Audit trail (docs/operations.md) -----------------------------------------
 # Login attempts older than this are pruned; 0 keeps them forever.
-AUDIT_RETENTION_DAYS: int = int(
-    _setting("AUDIT_RETENTION_DAYS", 90, "KEYHOUSE_AUDIT_RETENTION_DAYS", int)
-)
+AUDIT_RETENTION_DAYS: int = _v["AUDIT_RETENTION_DAYS"]
 # On average one recorded attempt in this many also prunes; 0 leaves pruning to
 # `keyhouse audit prune` (e.g. from cron).
-AUDIT_PRUNE_EVERY: int = int(_setting("AUDIT_PRUNE_EVERY", 1000, "KEYHOUSE_AUDIT_PRUNE_EVERY", int))
+AUDIT_PRUNE_EVERY: int = _v["AUDIT_PRUNE_EVERY"]
 
 # --- Input limits (docs/compatibility.md, "Input limits") --------------------
 # Longest value of a parameter a view reads (username, password); longer is a 400.
-MAX_PARAM_CHARS: int = int(_setting("MAX_PARAM_CHARS", 4096, "KEYHOUSE_MAX_PARAM_CHARS", int))
+MAX_PARAM_CHARS: int = _v["MAX_PARAM_CHARS"]
 
 # --- Web sign-in (docs/operations.md, "Web sign-in") ---------------------------
 # The mobile flow's zulip:// redirect names the realm by the URL the app reached;
 # map it to another one the app should use instead (Zulip's setting of that name).
-REALM_MOBILE_REMAP_URIS: dict[str, str] = _setting("REALM_MOBILE_REMAP_URIS", {})
+REALM_MOBILE_REMAP_URIS: dict[str, str] = _v["REALM_MOBILE_REMAP_URIS"]
 # The "new login" email after each successful sign-in (Zulip's setting of that name).
-SEND_LOGIN_EMAILS: bool = _setting(
-    "SEND_LOGIN_EMAILS", True, "KEYHOUSE_SEND_LOGIN_EMAILS", _env_bool
-)
+SEND_LOGIN_EMAILS: bool = _v["SEND_LOGIN_EMAILS"]
 # Send the session and CSRF cookies over HTTPS only: on whenever browsers reach
 # keyhouse by https (directly or through a TLS proxy); off for plain-http trials.
-SECURE_COOKIES: bool = _setting("SECURE_COOKIES", False, "KEYHOUSE_SECURE_COOKIES", _env_bool)
+SECURE_COOKIES: bool = _v["SECURE_COOKIES"]
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
 # --- end Web sign-in -------------------------------------------------------------

@@ -1,15 +1,26 @@
-"""``keyhouse serve`` splits the cores between its workers' hashing slots (ops/serve.py)."""
+"""``keyhouse serve`` splits the cores between its workers' hashing slots (hashing_slots.py).
+
+The split is told to each worker after the fork (ops/serve.py's post_fork hook);
+the settings are never changed at run time.
+"""
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 
 import pytest
 from pytest_django.fixtures import Settings
 
-from keyhouse.auth.hashing_gate import hashing_slots
-from keyhouse.ops.serve import hashing_slots_per_worker, set_worker_hashing_slots
+from keyhouse.hashing_slots import hashing_slots, hashing_slots_per_worker, share_cores_among
+from keyhouse.ops.serve import _post_fork
+
+
+@pytest.fixture(autouse=True)
+def lone_process() -> Iterator[None]:
+    yield
+    share_cores_among(None)
 
 
 @pytest.mark.parametrize(
@@ -20,15 +31,15 @@ def test_workers_together_use_every_core_and_no_more(workers: int, cores: int, s
     assert hashing_slots_per_worker(workers, cores) == slots
 
 
-def test_serve_sets_the_workers_share_when_unset(settings: Settings) -> None:
+def test_a_forked_worker_takes_its_share_when_unset(settings: Settings) -> None:
     settings.HASHING_SLOTS = 0
     assert hashing_slots() == os.cpu_count()  # a lone process: every core
-    set_worker_hashing_slots(2)
-    assert settings.HASHING_SLOTS == math.ceil((os.cpu_count() or 1) / 2)
-    assert hashing_slots() == settings.HASHING_SLOTS
+    _post_fork(2)(None, None)  # what gunicorn calls in each new worker
+    assert hashing_slots() == math.ceil((os.cpu_count() or 1) / 2)
+    assert settings.HASHING_SLOTS == 0  # the setting itself is untouched
 
 
-def test_serve_keeps_the_operators_slots(settings: Settings) -> None:
+def test_the_operators_slots_win(settings: Settings) -> None:
     settings.HASHING_SLOTS = 5
-    set_worker_hashing_slots(2)
-    assert settings.HASHING_SLOTS == 5
+    share_cores_among(2)
+    assert hashing_slots() == 5

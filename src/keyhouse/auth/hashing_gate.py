@@ -10,7 +10,6 @@ and threads stay free for API-key requests, which never hash.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from contextlib import contextmanager
 from django.conf import settings
 
 from keyhouse.auth.signals import hashing_queue_changed, notify
+from keyhouse.hashing_slots import hashing_slots
 
 
 class HashingOverloaded(Exception):
@@ -97,14 +97,6 @@ class HashingGate:
             notify(hashing_queue_changed, HashingGate, delta=-1)
         if not acquired:
             raise self._refuse()
-
-
-def hashing_slots() -> int:
-    """Verifications one process runs at once: HASHING_SLOTS, or one per core.
-
-    ``keyhouse serve`` sets HASHING_SLOTS for its workers (ops/serve.py).
-    """
-    return settings.HASHING_SLOTS or os.cpu_count() or 1
 
 
 _gate: HashingGate | None = None

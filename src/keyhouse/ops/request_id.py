@@ -1,4 +1,4 @@
-"""A request id on every log line and response, and one access-log line per request.
+"""A request id on every log line and response.
 
 The id lets an operator find every log line of the request a user reports (the
 client sees it in the ``X-Request-ID`` response header), and follow a request
@@ -13,16 +13,11 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-
-from keyhouse.auth.client_ip import client_ip
-from keyhouse.ops.routes import method_label, route_label
 
 HEADER = "X-Request-ID"
 _META_KEY = "HTTP_X_REQUEST_ID"
@@ -30,8 +25,6 @@ _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 NO_REQUEST = "-"
 
 request_id_var: ContextVar[str | None] = ContextVar("keyhouse_request_id", default=None)
-
-access_logger = logging.getLogger("keyhouse.access")
 
 
 def current_request_id() -> str | None:
@@ -62,34 +55,9 @@ class RequestIdMiddleware:
         request_id = incoming if valid_request_id(incoming) else uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]
         token = request_id_var.set(request_id)
-        started = time.perf_counter()
         try:
             response = self.get_response(request)
             response[HEADER] = request_id
-            if settings.LOG_FORMAT == "json":
-                log_access(request, response, time.perf_counter() - started)
             return response
         finally:
             request_id_var.reset(token)
-
-
-def log_access(request: HttpRequest, response: HttpResponse, seconds: float) -> None:
-    """One line per request, from bounded, secret-free fields only.
-
-    Never the path's query string (fetch_api_key accepts credentials there), a
-    header value or a parameter: the route pattern stands for the path.
-    """
-    method, route, status = method_label(request), route_label(request), response.status_code
-    access_logger.info(
-        "%s %s %s",
-        method,
-        route,
-        status,
-        extra={
-            "method": method,
-            "route": route,
-            "status": status,
-            "duration_ms": round(seconds * 1000, 1),
-            "client_ip": client_ip(request),
-        },
-    )

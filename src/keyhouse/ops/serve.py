@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import math
 import os
+from collections.abc import Callable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from keyhouse.hashing_slots import hashing_slots_per_worker, share_cores_among
 from keyhouse.ops.access_log import ACCESS_LOG_FORMAT, AccessLogger
+
+# hashing_slots_per_worker: bench/run.py reads it from here.
+__all__ = ["KeyhouseServer", "default_workers", "hashing_slots_per_worker", "serve"]
 
 
 def default_workers() -> int:
@@ -31,25 +35,16 @@ class KeyhouseServer(BaseApplication):
         return application
 
 
-def hashing_slots_per_worker(workers: int, cores: int) -> int:
-    """Enough slots that the workers together verify on every core at once, and no more.
+def _post_fork(workers: int) -> Callable[[Any, Any], None]:
+    """gunicorn's post_fork hook: the new worker takes its share of the cores' hashing slots.
 
-    More, e.g. every core in every worker, would let a worker that holds most of
-    the keep-alive connections still use every core, but in the usual, even case
-    it runs workers × cores Argon2 computations on ``cores`` cores, and those take
-    longer per computation (caches, switching): measured on 2 cores with 2
-    workers, 74–75 logins/s with 2 slots per worker against 81 with 1
-    (docs/decisions.md, "Hot paths").
+    Told to the hashing module, never written into the settings (keyhouse/hashing_slots.py).
     """
-    return max(1, math.ceil(cores / max(1, workers)))
 
+    def post_fork(server: Any, worker: Any) -> None:
+        share_cores_among(workers)
 
-def set_worker_hashing_slots(workers: int) -> None:
-    """Give each worker its share of the cores, unless the operator set HASHING_SLOTS."""
-    from django.conf import settings
-
-    if not settings.HASHING_SLOTS:
-        settings.HASHING_SLOTS = hashing_slots_per_worker(workers, os.cpu_count() or 1)
+    return post_fork
 
 
 def close_db_connections() -> None:
@@ -84,7 +79,6 @@ def serve(host: str, port: int, workers: int) -> None:
     from keyhouse.ops.metrics_dir import child_exit, prepare_metrics_dir
 
     on_exit = prepare_metrics_dir()  # ops: before the fork and before prometheus_client loads
-    set_worker_hashing_slots(workers)  # before the fork: the workers inherit it
     close_db_connections()  # the CLI's migrate left one open; none may cross fork()
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     KeyhouseServer(
@@ -98,7 +92,7 @@ def serve(host: str, port: int, workers: int) -> None:
             "threads": settings.SERVER_THREADS,
             "timeout": 60,
             "graceful_timeout": 20,
-            # In JSON mode the app logs each request itself (ops/request_id.py).
+            # In JSON mode the app logs each request itself (ops/request_log.py).
             "accesslog": None if settings.LOG_FORMAT == "json" else "-",
             "access_log_format": ACCESS_LOG_FORMAT,
             "logger_class": AccessLogger,
@@ -108,6 +102,7 @@ def serve(host: str, port: int, workers: int) -> None:
             "proc_name": "keyhouse",
             "when_ready": _when_ready,
             "pre_fork": _pre_fork,
+            "post_fork": _post_fork(workers),  # each worker's hashing slots
             # ops: multiprocess metrics (ops/metrics_dir.py)
             "child_exit": child_exit,
             "on_exit": on_exit,

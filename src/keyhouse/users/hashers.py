@@ -6,7 +6,7 @@ file. It keeps the algorithm name ``argon2``: hashes made with Django's default
 parameters still verify here and, differing in parameters, are re-hashed on the
 next successful login.
 
-The Argon2 work itself runs on the process's hashing threads (auth/hashing_threads.py),
+The Argon2 work itself runs on the process's hashing threads (keyhouse/hashing_threads.py),
 which keeps its memory bounded by the hashing slots.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.hashers import Argon2PasswordHasher
 
-from keyhouse.auth.hashing_threads import run_on_hashing_thread
+from keyhouse.hashing_threads import run_on_hashing_thread
 
 
 class KeyhouseArgon2PasswordHasher(Argon2PasswordHasher):

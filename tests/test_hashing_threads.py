@@ -1,4 +1,4 @@
-"""Argon2 on the process's own hashing threads (auth/hashing_threads.py), never on callers'.
+"""Argon2 on the process's own hashing threads (keyhouse/hashing_threads.py), never on callers'.
 
 The point is memory: each thread that ever runs Argon2 keeps its block in its
 glibc arena, so only as many threads as there are slots may run it. What can be
@@ -18,8 +18,8 @@ import pytest
 from django.contrib.auth.hashers import Argon2PasswordHasher, check_password, make_password
 from pytest_django.fixtures import Settings
 
-from keyhouse.auth import hashing_threads
-from keyhouse.auth.hashing_threads import run_on_hashing_thread
+from keyhouse import hashing_threads
+from keyhouse.hashing_threads import run_on_hashing_thread
 
 PREFIX = "keyhouse-argon2"
 WAIT = 10.0  # generous: the machine may be busy; only a deadlock reaches it

@@ -10,6 +10,9 @@ login). Run on as many dedicated threads as there are slots, each thread reuses
 its own block, already mapped: memory stays at slots × block and no login pays
 for faults. (No library does this: it is a property of glibc's allocator.)
 
+Below every app (users/hashers.py runs the hashes here; auth/hashing_gate.py
+bounds who may queue for them): nothing imports upward (docs/decisions.md, "Layers").
+
 The hashing threads run at a lower priority (nice + 10, per thread on Linux): when
 a flood of logins keeps every core busy, the request threads that refuse the
 surplus with a fast 503, or serve API-key requests, still get the CPU first.
@@ -23,7 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from keyhouse.auth.hashing_gate import hashing_slots
+from keyhouse.hashing_slots import hashing_slots
 
 T = TypeVar("T")
 
