@@ -12,7 +12,9 @@ import pytest
 from pytest_django.fixtures import Settings
 
 from keyhouse.auth.models import LoginAttempt
-from keyhouse.cli import CliError, main, parse_since
+from keyhouse.cli import main
+from keyhouse.cli.audit import parse_since
+from keyhouse.cli.base import CliError
 from keyhouse.realms.models import Realm
 from keyhouse.users.models import User
 

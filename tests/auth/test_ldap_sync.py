@@ -19,7 +19,6 @@ import pytest
 from django.test import Client
 from pytest_django.fixtures import Settings
 
-from keyhouse import cli as cli_module
 from keyhouse.auth import ldap_sync
 from keyhouse.cli import main
 from keyhouse.realms.models import Realm
@@ -43,10 +42,9 @@ def summary(renamed: int, deactivated: int, reactivated: int, missing: int, unch
 def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, db: None) -> Cli:
     """Run ``keyhouse ARGS`` in-process: (exit code, stdout, stderr).
 
-    Django is already set up by pytest-django; a second ``django.setup()`` would
-    reapply LOGGING and so remove caplog's handler from the root logger.
+    Django is already set up by pytest-django, and ``main`` never sets it up twice
+    (a second ``django.setup()`` would remove caplog's handler from the root logger).
     """
-    monkeypatch.setattr(cli_module, "_setup_django", lambda: None)
 
     def run(*args: str) -> tuple[int, str, str]:
         monkeypatch.setattr(sys, "stdin", io.StringIO(""))
