@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 # python-ldap has no wheels: the system headers come first (ensure-services installs
 # them), so only `make test` needs them and `make serve` does not.
 $(VENV)/.installed-ldap: $(VENV)/.installed
-	bash ci/ensure-services.sh
+	bash .ci/ensure-services.sh
 	$(BIN)/pip install --quiet -e '.[dev,redis,ldap,postgres]'
 	touch $@
 
@@ -38,7 +38,7 @@ $(CLIENTS_VENV)/.installed: tests/e2e/clients-requirements.txt
 	touch $@
 
 services:
-	bash ci/ensure-services.sh
+	bash .ci/ensure-services.sh
 
 # The whole suite twice: on SQLite, then on PostgreSQL + Redis. pytest-django makes
 # and drops test_keyhouse_test_<pid>, so simultaneous runs never share a database;

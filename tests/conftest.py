@@ -48,7 +48,7 @@ REDIS_TEST_URL = os.environ.get("KEYHOUSE_TEST_REDIS_URL", "redis://127.0.0.1:63
 
 
 def redis_or_fail(url: str = REDIS_TEST_URL) -> str:
-    """The test Redis must answer: `make test` starts one (ci/ensure-services.sh)."""
+    """The test Redis must answer: `make test` starts one (.ci/ensure-services.sh)."""
     import redis
 
     try:

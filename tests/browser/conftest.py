@@ -50,7 +50,7 @@ TIMEOUT_MS = 15_000
 
 @pytest.fixture(scope="package", autouse=True)
 def chromium_path() -> Path:
-    """Debian's Chromium: required on CI (ci/ensure-services.sh installs it), optional here.
+    """Debian's Chromium: required on CI (.ci/ensure-services.sh installs it), optional here.
 
     Autouse, so a missing browser skips before any server is started.
     """
