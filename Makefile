@@ -8,7 +8,7 @@ PORT ?= 9991
 # The clients' venv (zulip-term 0.7.0 wants Python < 3.11; see tests/e2e/README.md).
 CLIENTS_VENV := .venv-clients
 
-.PHONY: serve test bench lint clients services clean
+.PHONY: serve test test-fast bench lint clients services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,14 @@ test: $(VENV)/.installed-ldap $(CLIENTS_VENV)/.installed services
 	KEYHOUSE_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/keyhouse_test_$$$$ \
 	KEYHOUSE_REDIS_URL=redis://127.0.0.1:6379/12 \
 	flock /tmp/keyhouse-test-redis-12.lock $(BIN)/pytest --create-db
+
+# The edit-run loop: unit and API tests on SQLite, nothing started or installed
+# (tests/conftest.py marks what needs services). The Redis URL points at a closed
+# port, so a test that reaches for Redis without saying so fails here.
+test-fast: $(VENV)/.installed
+	env -u KEYHOUSE_DATABASE_URL -u KEYHOUSE_REDIS_URL \
+	KEYHOUSE_TEST_REDIS_URL=redis://127.0.0.1:1/0 \
+	$(BIN)/pytest -q -m "not services and not e2e and not slow"
 
 # Figures and ratios, never pass/fail (docs/performance.md). BENCH_SECONDS scales every
 # duration; bench/setup.sh brings wrk (Debian) and the DRF peer's venv (bench/.venv-peer).

@@ -26,7 +26,8 @@ from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 from tests.browser.helpers import REALM_NAME, Shot, WebServer
 from tests.ci import missing
 from tests.e2e.harness import REPO_ROOT, keyhouse_cli, start_server, stop
-from tests.web.smtp import Collector, free_port
+from tests.ports import free_port
+from tests.smtp import Collector
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
