@@ -8,7 +8,7 @@ PORT ?= 9991
 # The clients' venv (zulip-term 0.7.0 wants Python < 3.11; see tests/e2e/README.md).
 CLIENTS_VENV := .venv-clients
 
-.PHONY: serve test bench lint clients services clean
+.PHONY: serve test test-fast bench lint clients services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 # python-ldap has no wheels: the system headers come first (ensure-services installs
 # them), so only `make test` needs them and `make serve` does not.
 $(VENV)/.installed-ldap: $(VENV)/.installed
-	bash ci/ensure-services.sh
+	bash .ci/ensure-services.sh
 	$(BIN)/pip install --quiet -e '.[dev,redis,ldap,postgres]'
 	touch $@
 
@@ -38,7 +38,7 @@ $(CLIENTS_VENV)/.installed: tests/e2e/clients-requirements.txt
 	touch $@
 
 services:
-	bash ci/ensure-services.sh
+	bash .ci/ensure-services.sh
 
 # The whole suite twice: on SQLite, then on PostgreSQL + Redis. pytest-django makes
 # and drops test_keyhouse_test_<pid>, so simultaneous runs never share a database;
@@ -48,6 +48,14 @@ test: $(VENV)/.installed-ldap $(CLIENTS_VENV)/.installed services
 	KEYHOUSE_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/keyhouse_test_$$$$ \
 	KEYHOUSE_REDIS_URL=redis://127.0.0.1:6379/12 \
 	flock /tmp/keyhouse-test-redis-12.lock $(BIN)/pytest --create-db
+
+# The edit-run loop: unit and API tests on SQLite, nothing started or installed
+# (tests/conftest.py marks what needs services). The Redis URL points at a closed
+# port, so a test that reaches for Redis without saying so fails here.
+test-fast: $(VENV)/.installed
+	env -u KEYHOUSE_DATABASE_URL -u KEYHOUSE_REDIS_URL \
+	KEYHOUSE_TEST_REDIS_URL=redis://127.0.0.1:1/0 \
+	$(BIN)/pytest -q -m "not services and not e2e and not slow"
 
 # Figures and ratios, never pass/fail (docs/performance.md). BENCH_SECONDS scales every
 # duration; bench/setup.sh brings wrk (Debian) and the DRF peer's venv (bench/.venv-peer).

@@ -22,13 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port
 from tests.process_state import wait_stopped
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_port(port: int, timeout: float = 20.0) -> bool:

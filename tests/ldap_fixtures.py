@@ -19,7 +19,9 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from pytest_django.fixtures import Settings
 
+from keyhouse.realms.models import Realm
 from tests.ci import missing
 
 if TYPE_CHECKING:
@@ -163,3 +165,16 @@ def configure_ldap(
         "keyhouse.auth.backends.EmailAuthBackend",
         "keyhouse.auth.ldap_backend.ZulipLDAPAuthBackend",
     ]
+
+
+@pytest.fixture
+def ldap_realm(db: None) -> Realm:
+    """The root realm with only the ldap method on."""
+    return Realm.objects.create(subdomain="", name="Directory Org", authentication_methods=["ldap"])
+
+
+@pytest.fixture
+def append_domain(settings: Settings, slapd: Slapd) -> Slapd:
+    """keyhouse configured for the directory, usernames + LDAP_APPEND_DOMAIN."""
+    configure_ldap(settings, slapd, "append_domain")
+    return slapd

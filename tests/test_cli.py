@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -11,28 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from keyhouse.cli import main
 from keyhouse.realms.models import Realm
 from keyhouse.users.models import User
 
 KEYHOUSE = Path(sys.executable).with_name("keyhouse")
-
-
-def run(
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    *args: str,
-    stdin: str = "",
-) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, db: None):  # type: ignore[no-untyped-def]
-    return lambda *args, stdin="": run(capsys, monkeypatch, *args, stdin=stdin)
 
 
 def test_realm_lifecycle(cli) -> None:  # type: ignore[no-untyped-def]

@@ -6,29 +6,14 @@ changes nothing (no half-made staff account without the password asked for).
 
 from __future__ import annotations
 
-import io
-import sys
-
 import pytest
 from django.test import Client
 
-from keyhouse.cli import main
 from keyhouse.realms.models import Realm
 from keyhouse.users.actions import create_user
 from keyhouse.users.models import User
 
 STAFF_PASSWORD = "Admin-Lantern-Quartz-64"
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, db: None):  # type: ignore[no-untyped-def]
-    def run(*args: str, stdin: str = "") -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 @pytest.fixture

@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import io
 import json
-import sys
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pytest_django.fixtures import Settings
 
 from keyhouse.auth.models import LoginAttempt
-from keyhouse.cli import CliError, main, parse_since
+from keyhouse.cli.audit import parse_since
+from keyhouse.cli.base import CliError
 from keyhouse.realms.models import Realm
 from keyhouse.users.models import User
+from tests.conftest import Cli
 
-Cli = Callable[..., tuple[int, str, str]]
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, db: None) -> Cli:
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def attempt(

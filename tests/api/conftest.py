@@ -1,15 +1,11 @@
-"""Fixtures for the HTTP API tests: the OpenAPI checker and multi-realm hosts."""
+"""Fixtures for the HTTP API tests: the OpenAPI checker."""
 
 from __future__ import annotations
 
 import pytest
-from pytest_django.fixtures import Settings
 
-from keyhouse.realms.models import Realm
 from tests import openapi
 from tests.openapi import ZulipOpenAPI
-
-EXTERNAL_HOST = "example.org"
 
 
 @pytest.fixture
@@ -21,18 +17,3 @@ def openapi_spec() -> ZulipOpenAPI:
             " next to this repository is absent, so bodies cannot be validated against it"
         )
     return openapi.load_spec()
-
-
-@pytest.fixture
-def external_host(settings: Settings) -> str:
-    """Turn on subdomain routing: realm ``x`` lives at ``x.example.org``."""
-    settings.EXTERNAL_HOST = EXTERNAL_HOST
-    return EXTERNAL_HOST
-
-
-@pytest.fixture
-def other_realm(realm: Realm, external_host: str) -> Realm:
-    """A second, subdomain realm next to the root one, with email logins on."""
-    return Realm.objects.create(
-        subdomain="other", name="Other Org", authentication_methods=["email"]
-    )

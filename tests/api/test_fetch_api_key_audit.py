@@ -25,9 +25,7 @@ WRONG_PASSWORD = "Not-The-Password-913"
 view_module = importlib.import_module("keyhouse.api.views.fetch_api_key")
 
 
-@pytest.fixture(autouse=True)
-def no_pruning(settings: Settings) -> None:
-    settings.AUDIT_PRUNE_EVERY = 0
+pytestmark = pytest.mark.usefixtures("no_pruning")
 
 
 def fetch(client: Client, data: dict[str, str], host: str = "testserver") -> HttpResponse:

@@ -29,9 +29,9 @@ def main(seconds: float) -> None:
     from django.db import connection
 
     from keyhouse.auth.ratelimit.stores import SqliteStore
-    from keyhouse.cli import _migrate
+    from keyhouse.cli.migrate import migrate
 
-    _migrate()
+    migrate()
     connection.close()
     store = SqliteStore()
     deadline = time.monotonic() + seconds

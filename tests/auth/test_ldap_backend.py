@@ -26,17 +26,6 @@ GENERIC_401 = {
 
 
 @pytest.fixture
-def ldap_realm(db: None) -> Realm:
-    return Realm.objects.create(subdomain="", name="Directory Org", authentication_methods=["ldap"])
-
-
-@pytest.fixture
-def append_domain(settings: Settings, slapd: Slapd) -> Slapd:
-    configure_ldap(settings, slapd, "append_domain")
-    return slapd
-
-
-@pytest.fixture
 def email_attr(settings: Settings, slapd: Slapd) -> Slapd:
     configure_ldap(settings, slapd, "email_attr")
     return slapd

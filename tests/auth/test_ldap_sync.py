@@ -7,28 +7,23 @@ changes in the database.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import sys
-from collections.abc import Callable
 from typing import Any
 
-import ldap
 import pytest
 from django.test import Client
 from pytest_django.fixtures import Settings
 
-from keyhouse import cli as cli_module
 from keyhouse.auth import ldap_sync
-from keyhouse.cli import main
 from keyhouse.realms.models import Realm
 from keyhouse.users.actions import create_user
 from keyhouse.users.models import User
-from tests.ldap_fixtures import configure_ldap
+from tests.conftest import Cli
+from tests.ldap_fixtures import configure_ldap, import_ldap
 from tests.ldap_server import ADMIN_DN, HAMLET_PASSWORD, Slapd, user_dn
 
-Cli = Callable[..., tuple[int, str, str]]
+ldap = import_ldap()
 
 
 def summary(renamed: int, deactivated: int, reactivated: int, missing: int, unchanged: int) -> str:
@@ -37,36 +32,6 @@ def summary(renamed: int, deactivated: int, reactivated: int, missing: int, unch
         f"{renamed} renamed, {deactivated} deactivated, {reactivated} reactivated, "
         f"{missing} not found, {unchanged} unchanged"
     )
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, db: None) -> Cli:
-    """Run ``keyhouse ARGS`` in-process: (exit code, stdout, stderr).
-
-    Django is already set up by pytest-django; a second ``django.setup()`` would
-    reapply LOGGING and so remove caplog's handler from the root logger.
-    """
-    monkeypatch.setattr(cli_module, "_setup_django", lambda: None)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-        capsys.readouterr()  # drop anything printed before this command
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-@pytest.fixture
-def ldap_realm(db: None) -> Realm:
-    return Realm.objects.create(subdomain="", name="Directory Org", authentication_methods=["ldap"])
-
-
-@pytest.fixture
-def append_domain(settings: Settings, slapd: Slapd) -> Slapd:
-    configure_ldap(settings, slapd, "append_domain")
-    return slapd
 
 
 def ldap_login(client: Client, username: str, password: str) -> User:

@@ -31,17 +31,6 @@ CHROME_WINDOWS = (
 )
 
 
-def backdate(user: User, seconds: float) -> User:
-    user.date_joined = timezone.now() - timedelta(seconds=seconds)
-    user.save(update_fields=["date_joined"])
-    return user
-
-
-@pytest.fixture
-def old_user(user: User) -> User:
-    return backdate(user, 3600)
-
-
 @pytest.mark.parametrize(
     ("user_agent", "browser", "system"),
     [

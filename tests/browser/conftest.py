@@ -26,7 +26,8 @@ from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 from tests.browser.helpers import REALM_NAME, Shot, WebServer
 from tests.ci import missing
 from tests.e2e.harness import REPO_ROOT, keyhouse_cli, start_server, stop
-from tests.web.smtp import Collector, free_port
+from tests.ports import free_port
+from tests.smtp import Collector
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -50,7 +51,7 @@ TIMEOUT_MS = 15_000
 
 @pytest.fixture(scope="package", autouse=True)
 def chromium_path() -> Path:
-    """Debian's Chromium: required on CI (ci/ensure-services.sh installs it), optional here.
+    """Debian's Chromium: required on CI (.ci/ensure-services.sh installs it), optional here.
 
     Autouse, so a missing browser skips before any server is started.
     """

@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.harness import keyhouse_cli
-from tests.web.smtp import Collector, Received
+from tests.smtp import Collector, Received
 
 MAIL_TIMEOUT = 15.0
 REALM_NAME = "Avian Forum"  # fixed: it appears in the screenshots kept in docs/

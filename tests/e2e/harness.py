@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from typing import NamedTuple
 
 import httpx
 import pytest
+
+from tests.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLIENTS_VENV = REPO_ROOT / ".venv-clients"
@@ -95,13 +96,6 @@ def create_realm(data_dir: Path, name: str) -> None:
 def create_user(data_dir: Path, email: str, full_name: str, password: str) -> None:
     keyhouse_cli(data_dir, "user", "create", "--realm", "", "--email", email,
                  "--full-name", full_name, "--password-stdin", stdin=password)  # fmt: skip
-
-
-def free_port() -> int:
-    """A port the kernel just handed out on loopback (a race is possible, so callers retry)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -13,7 +13,7 @@ from pytest_django.fixtures import Settings
 
 from keyhouse.ops import health
 from tests.conftest import redis_or_fail
-from tests.e2e.harness import free_port
+from tests.ports import free_port
 
 
 @pytest.fixture
@@ -66,6 +66,7 @@ def test_ready_with_unreachable_redis(
     assert body["checks"] == {"database": "ok", "redis": "error"}
 
 
+@pytest.mark.services
 def test_ready_with_redis(client: Client, db: None, no_extras: None, settings: Settings) -> None:
     settings.REDIS_URL = redis_or_fail()
     response = client.get("/ready")

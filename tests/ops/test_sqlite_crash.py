@@ -31,7 +31,10 @@ import pytest
 
 from tests.e2e.harness import KEYHOUSE, create_realm, create_user, start_server, stop
 
-pytestmark = pytest.mark.skipif(not KEYHOUSE.exists(), reason="keyhouse is not installed")
+pytestmark = [
+    pytest.mark.skipif(not KEYHOUSE.exists(), reason="keyhouse is not installed"),
+    pytest.mark.slow,
+]
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
 
 EMAIL = "crash@example.com"

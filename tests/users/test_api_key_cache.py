@@ -22,28 +22,17 @@ from keyhouse.users import api_key_cache
 from keyhouse.users.actions import create_user, regenerate_api_key, set_active
 from keyhouse.users.models import Role, User
 from tests.api.helpers import assert_unauthorized, json_body
-from tests.conftest import PASSWORD, basic_auth, redis_or_fail
+from tests.conftest import PASSWORD, basic_auth, redis_cache, redis_or_fail, use_redis
 
 ME = "/api/v1/users/me"
 REGENERATE = "/api/v1/users/me/api_key/regenerate"
-
-
-def redis_cache(url: str) -> dict[str, Any]:
-    return {
-        "default": {
-            "BACKEND": "keyhouse.cache_backend.KeyhouseRedisCache",
-            "LOCATION": url,
-            "KEY_PREFIX": "keyhouse",
-        }
-    }
 
 
 @pytest.fixture
 def shared_redis(settings: Settings) -> redis.Redis:
     """Redis as KEYHOUSE_REDIS_URL sets it up: rate limits and the cache, emptied first."""
     url = redis_or_fail()
-    settings.REDIS_URL = url
-    settings.CACHES = redis_cache(url)
+    use_redis(settings, url)
     client = redis.Redis.from_url(url)
     client.flushdb()
     return client

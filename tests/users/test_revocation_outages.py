@@ -14,6 +14,7 @@ restarts it; the machine's shared Redis is never touched. What must hold:
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -29,7 +30,7 @@ from keyhouse.realms.models import Realm
 from keyhouse.users.actions import change_password, regenerate_api_key, set_active
 from keyhouse.users.models import User
 from tests.api.helpers import assert_unauthorized, json_body
-from tests.conftest import PASSWORD, basic_auth
+from tests.conftest import PASSWORD, basic_auth, use_redis
 from tests.faults import ThrowawayRedis, throwaway_redis  # noqa: F401 - fixture
 
 ME = "/api/v1/users/me"
@@ -40,14 +41,7 @@ FETCH = "/api/v1/fetch_api_key"
 @pytest.fixture
 def cache_on(settings: Settings, throwaway_redis: ThrowawayRedis) -> ThrowawayRedis:  # noqa: F811
     """keyhouse configured as KEYHOUSE_REDIS_URL would: the cache and the limits in Redis."""
-    settings.REDIS_URL = throwaway_redis.url
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "keyhouse.cache_backend.KeyhouseRedisCache",
-            "LOCATION": throwaway_redis.url,
-            "KEY_PREFIX": "keyhouse",
-        }
-    }
+    use_redis(settings, throwaway_redis.url)
     return throwaway_redis
 
 
@@ -180,7 +174,8 @@ def test_api_calls_get_a_503_while_redis_is_down(
 
 
 def test_cli_revocation_with_redis_paused_exits_1_and_says_nothing_changed(
-    tmp_path: Path, throwaway_redis: ThrowawayRedis  # noqa: F811
+    tmp_path: Path,
+    throwaway_redis: ThrowawayRedis,  # noqa: F811
 ) -> None:
     """The operator's command, as a subprocess on its own SQLite data dir."""
     env = {
@@ -188,6 +183,8 @@ def test_cli_revocation_with_redis_paused_exits_1_and_says_nothing_changed(
         "KEYHOUSE_DATA_DIR": str(tmp_path / "data"),
         "KEYHOUSE_REDIS_URL": throwaway_redis.url,
         "KEYHOUSE_SECRET_KEY": "x" * 50,
+        # the code under test, when it is not the installed one (a worktree)
+        **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
     }
     (tmp_path / "data").mkdir(mode=0o700)
     keyhouse = [sys.executable, "-m", "keyhouse.cli"]

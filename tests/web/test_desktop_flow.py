@@ -24,8 +24,7 @@ from keyhouse.users.api_keys import has_api_key_format
 from keyhouse.users.models import User
 from keyhouse.web.login_tokens import issue_login_token
 from keyhouse.web.models import LoginToken
-from tests.conftest import PASSWORD
-from tests.web.conftest import age
+from tests.conftest import PASSWORD, age
 
 tokens_module = importlib.import_module("keyhouse.web.login_tokens")
 

@@ -22,8 +22,8 @@ from keyhouse.auth.models import LoginAttempt
 from keyhouse.realms.models import Realm
 from keyhouse.users.actions import create_user
 from keyhouse.users.models import User
-from tests.conftest import PASSWORD
-from tests.web.conftest import age, csrf_token
+from tests.conftest import PASSWORD, age
+from tests.web.conftest import csrf_token
 
 OTP = "1234abcd" * 8
 INVALID_OTP = {"result": "error", "msg": "Invalid OTP", "code": "BAD_REQUEST"}

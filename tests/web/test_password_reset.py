@@ -28,7 +28,7 @@ from keyhouse.mail import wait_for_pending
 from keyhouse.realms.models import Realm
 from keyhouse.users.actions import create_user, set_active
 from keyhouse.users.models import User
-from tests.web.smtp import Collector, smtp_server_fixture  # noqa: F401 - the fixture
+from tests.smtp import Collector, smtp_server_fixture  # noqa: F401 - the fixture
 
 EXTERNAL_HOST = "example.org"
 HOST = f"forum.{EXTERNAL_HOST}"

@@ -33,3 +33,13 @@ def create_realm(subdomain: str, name: str, auth_methods: list[str]) -> Realm:
             )
     except IntegrityError as exc:
         raise RealmActionError(f"a realm with subdomain {subdomain!r} already exists") from exc
+
+
+def set_realm_active(realm: Realm, active: bool) -> None:
+    """(De)activate a realm: its users can no longer log in or use their API keys.
+
+    A plain save, so the API-key cache's Realm save hooks (users/api_key_cache.py)
+    invalidate what they cached for it.
+    """
+    realm.deactivated = not active
+    realm.save(update_fields=["deactivated"])

@@ -17,7 +17,8 @@ from django.core.mail import EmailMessage
 from pytest_django.fixtures import Settings
 
 from keyhouse import mail
-from tests.web.smtp import Collector, free_port, smtp_server_fixture  # noqa: F401 - the fixture
+from tests.ports import free_port
+from tests.smtp import Collector, smtp_server_fixture  # noqa: F401 - the fixture
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,6 @@ import email
 import email.policy
 import logging
 import re
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from aiosmtpd.controller import Controller
 from pytest_django.fixtures import Settings
 
 from keyhouse.mail import wait_for_pending
+from tests.ports import free_port
 
 # aiosmtpd logs every connection at INFO from its own thread, sometimes after
 # pytest has closed the stream it captured: "--- Logging error ---" noise.
@@ -72,12 +72,6 @@ class Collector:
         wait_for_pending()
         with self._lock:
             return list(self._messages)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(name="smtp_server")

@@ -1,0 +1,111 @@
+"""``keyhouse realm ...``: create, list, (de)activate realms and choose their login methods."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from keyhouse.cli.base import CliError, Command, Group
+from keyhouse.cli.helpers import print_json, print_table, realm_or_error
+from keyhouse.realms.actions import RealmActionError, create_realm, set_realm_active
+from keyhouse.realms.methods import parse_auth_methods
+from keyhouse.realms.models import Realm
+
+
+class Create(Command):
+    name = "create"
+    help = "create a realm"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--subdomain", required=True, help='"" for the root realm')
+        parser.add_argument("--name", required=True)
+        parser.add_argument(
+            "--auth-methods", default="email", help="comma-separated: email,ldap,dev"
+        )
+
+    def handle(self, args: argparse.Namespace) -> None:
+        try:
+            realm = create_realm(args.subdomain, args.name, parse_auth_methods(args.auth_methods))
+        except (RealmActionError, ValueError) as exc:
+            raise CliError(str(exc)) from None
+        print(f"created realm {realm.subdomain!r} ({realm.name})")
+
+
+def _row(realm: Realm) -> dict[str, Any]:
+    return {
+        "subdomain": realm.subdomain,
+        "name": realm.name,
+        "deactivated": realm.deactivated,
+        "auth_methods": list(realm.authentication_methods),
+        "users": realm.users.count(),
+    }
+
+
+class List(Command):
+    name = "list"
+    help = "list realms"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--json", action="store_true")
+
+    def handle(self, args: argparse.Namespace) -> None:
+        rows = [_row(r) for r in Realm.objects.all()]
+        if args.json:
+            print_json(rows)
+            return
+        shown = [
+            {**r, "subdomain": r["subdomain"] or '""', "auth_methods": ",".join(r["auth_methods"])}
+            for r in rows
+        ]
+        print_table(shown, ["subdomain", "name", "deactivated", "auth_methods", "users"])
+
+
+class _SetActive(Command):
+    active: bool
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--subdomain", required=True)
+
+    def handle(self, args: argparse.Namespace) -> None:
+        realm = realm_or_error(args.subdomain)
+        set_realm_active(realm, self.active)
+        print(f"{'reactivated' if self.active else 'deactivated'} realm {realm.subdomain!r}")
+
+
+class Deactivate(_SetActive):
+    name = "deactivate"
+    help = "deactivate a realm"
+    active = False
+
+
+class Reactivate(_SetActive):
+    name = "reactivate"
+    help = "reactivate a realm"
+    active = True
+
+
+class SetAuthMethods(Command):
+    name = "set-auth-methods"
+    help = "choose the realm's login methods"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--subdomain", required=True)
+        parser.add_argument("--auth-methods", required=True)
+
+    def handle(self, args: argparse.Namespace) -> None:
+        realm = realm_or_error(args.subdomain)
+        try:
+            realm.authentication_methods = parse_auth_methods(args.auth_methods)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        realm.save(update_fields=["authentication_methods"])
+        print(f"realm {realm.subdomain!r} auth methods: {','.join(realm.authentication_methods)}")
+
+
+COMMANDS = [
+    Group(
+        "realm",
+        "manage realms",
+        [Create(), List(), Deactivate(), Reactivate(), SetAuthMethods()],
+    )
+]
