@@ -52,7 +52,9 @@ def load_commands() -> list[Command | Group]:
     return entries
 
 
-def _add_command(sub: argparse._SubParsersAction, command: Command) -> None:  # type: ignore[type-arg]
+def _add_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], command: Command
+) -> None:
     parser = sub.add_parser(command.name, help=command.help)
     command.add_arguments(parser)
     parser.set_defaults(command=command)

@@ -19,16 +19,16 @@ from keyhouse.hashing_threads import run_on_hashing_thread
 
 
 class KeyhouseArgon2PasswordHasher(Argon2PasswordHasher):
-    @property  # type: ignore[override]
-    def time_cost(self) -> int:
+    @property
+    def time_cost(self) -> int:  # type: ignore[override]
         return settings.ARGON2_TIME_COST
 
-    @property  # type: ignore[override]
-    def memory_cost(self) -> int:
+    @property
+    def memory_cost(self) -> int:  # type: ignore[override]
         return settings.ARGON2_MEMORY_COST
 
-    @property  # type: ignore[override]
-    def parallelism(self) -> int:
+    @property
+    def parallelism(self) -> int:  # type: ignore[override]
         return settings.ARGON2_PARALLELISM
 
     def encode(self, password: str, salt: str) -> str:
