@@ -9,17 +9,10 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from keyhouse.auth.ratelimit.stores import Rule, get_store
+from keyhouse.auth.refusals import RateLimited
 from keyhouse.auth.signals import notify, rate_limited
 
 _APPLIED = "_keyhouse_ratelimits_applied"
-
-
-class RateLimited(Exception):
-    """Over a limit. The API layer answers Zulip's 429 RATE_LIMIT_HIT."""
-
-    def __init__(self, secs_to_freedom: float) -> None:
-        self.secs_to_freedom = secs_to_freedom
-        super().__init__(f"rate limited for {secs_to_freedom:.1f}s")
 
 
 @dataclass(frozen=True)
