@@ -63,8 +63,10 @@ bench: $(VENV)/.installed
 	PYTHON=$(PYTHON) bash bench/setup.sh
 	$(BIN)/python bench/run.py
 
+# ruff over everything; mypy (with django-stubs, config in pyproject.toml) over src/.
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) $(CLIENTS_VENV) .pytest_cache

@@ -17,6 +17,7 @@ from typing import Any
 import dj_database_url
 
 from keyhouse import config_keys
+from keyhouse.backend_choice import password_backends as _password_backends
 from keyhouse.data_dir import lazy_secret_key
 
 # Every key's value, typed, with one precedence (keyhouse/config_keys.py); an unknown
@@ -123,15 +124,7 @@ HASHING_MAX_WAITERS: int = _v["HASHING_MAX_WAITERS"]
 SERVER_THREADS: int = _v["SERVER_THREADS"]
 
 AUTH_USER_MODEL = "users.User"
-_BACKEND_CLASSES = {
-    "email": "keyhouse.auth.backends.EmailAuthBackend",
-    "ldap": "keyhouse.auth.ldap_backend.ZulipLDAPAuthBackend",
-}
-AUTHENTICATION_BACKENDS = [
-    _BACKEND_CLASSES[name]
-    for name in AUTHENTICATION_BACKEND_ORDER
-    if name in _BACKEND_CLASSES and (name != "ldap" or AUTH_LDAP_SERVER_URI)
-]
+AUTHENTICATION_BACKENDS = _password_backends(AUTHENTICATION_BACKEND_ORDER, AUTH_LDAP_SERVER_URI)
 # Development login (/api/v1/dev_fetch_api_key) only in DEV_MODE; the Django
 # admin's staff login always (it binds only to the admin's username/password call).
 if DEV_MODE:

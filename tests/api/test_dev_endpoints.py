@@ -20,9 +20,10 @@ from keyhouse.api.errors import (
     InvalidSubdomainError,
     RealmDeactivatedError,
     UserDeactivatedError,
+    error_for_refusal,
 )
-from keyhouse.api.views.dev import dev_fetch_failure
 from keyhouse.auth.models import LoginAttempt
+from keyhouse.auth.refusals import DEV_FLAG_ORDER, refusal_for_flags
 from keyhouse.realms.models import Realm
 from keyhouse.users.actions import create_user, set_active
 from keyhouse.users.models import Role, User
@@ -192,7 +193,8 @@ def test_flag_order_is_dev_logins(flags: set[str], expected: type) -> None:
 
     One backend call never sets two of these, so the order is checked on the mapping.
     """
-    assert type(dev_fetch_failure(dict.fromkeys(flags, True))) is expected
+    refusal = refusal_for_flags(dict.fromkeys(flags, True), DEV_FLAG_ORDER)
+    assert type(error_for_refusal(refusal)) is expected
 
 
 def test_dev_auth_disabled(client: Client, user: User, dev_mode: Realm, settings: Settings) -> None:

@@ -23,6 +23,7 @@ AGENT = "ZulipTerminal/0.7.0 (Linux; python 3.11)"
 WRONG_PASSWORD = "Not-The-Password-913"
 
 view_module = importlib.import_module("keyhouse.api.views.fetch_api_key")
+pipeline_module = importlib.import_module("keyhouse.auth.pipeline")
 
 
 pytestmark = pytest.mark.usefixtures("no_pruning")
@@ -186,10 +187,10 @@ def test_aborted_authentication_is_recorded_and_reraised(
     outcome: str,
     reason: str,
 ) -> None:
-    def authenticate_password(*args: object) -> None:
+    def authenticate_attempt(*args: object) -> None:
         raise exc
 
-    monkeypatch.setattr(view_module, "authenticate_password", authenticate_password)
+    monkeypatch.setattr(pipeline_module, "authenticate_attempt", authenticate_attempt)
     request = RequestFactory().post(
         URL,
         {"username": "hamlet@example.com", "password": PASSWORD},

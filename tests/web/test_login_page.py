@@ -24,6 +24,7 @@ from tests.ldap_server import HAMLET_PASSWORD, Slapd
 from tests.web.conftest import csrf_token
 
 login_module = importlib.import_module("keyhouse.web.login")
+pipeline_module = importlib.import_module("keyhouse.auth.pipeline")
 
 WRONG = "Not-The-Password-913"
 CHROME_ON_WINDOWS = (
@@ -275,7 +276,7 @@ def test_server_side_trouble_is_explained(
     def refuse(*args: object, **kwargs: object) -> None:
         raise exc
 
-    monkeypatch.setattr(login_module, "authenticate_password", refuse)
+    monkeypatch.setattr(pipeline_module, "authenticate_attempt", refuse)
     response = sign_in(client, user.delivery_email, PASSWORD)
     assert response.status_code == status
     assert message in response.content.decode()

@@ -7,7 +7,10 @@ middleware turns them into responses, so no view builds error JSON itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
+
+from keyhouse.auth import refusals
 
 
 class JsonableError(Exception):
@@ -271,3 +274,35 @@ class CsrfFailedError(JsonableError):
 
     def data_fields(self) -> dict[str, Any]:
         return {"reason": self.reason}
+
+
+# --- Sign-in refusals (auth/refusals.py) on the wire: one row per refusal ---------
+#
+# Like httpx's exception family or DRF's APIException, the domain raises its own
+# exceptions and this table alone decides their status, ``msg`` and ``code``. A
+# refusal without a row of its own takes its nearest base's (so a new subclass
+# can never escape as a 500).
+
+REFUSAL_ERRORS: dict[type[refusals.SignInRefused], Callable[[Any], JsonableError]] = {
+    refusals.SignInRefused: lambda r: AuthenticationFailedError(),
+    refusals.WrongCredentials: lambda r: AuthenticationFailedError(),
+    refusals.NotStaff: lambda r: AuthenticationFailedError(),
+    refusals.UserDeactivated: lambda r: UserDeactivatedError(),
+    refusals.RealmDeactivated: lambda r: RealmDeactivatedError(),
+    refusals.PasswordAuthDisabled: lambda r: PasswordAuthDisabledError(),
+    refusals.PasswordResetRequired: lambda r: PasswordResetRequiredError(),
+    refusals.WrongRealm: lambda r: InvalidSubdomainError(),
+    refusals.PasswordIncorrect: lambda r: JsonableError("Password is incorrect."),
+    refusals.RateLimited: lambda r: RateLimitedError(r.secs_to_freedom),
+    refusals.HashingOverloaded: lambda r: ServerOverloadedError(r.retry_after),
+    refusals.DirectoryUnavailable: lambda r: DirectoryUnavailableError(),
+}
+
+
+def error_for_refusal(refusal: refusals.SignInRefused) -> JsonableError:
+    """The Zulip error a refusal answers with: its class's row, else its nearest base's."""
+    for cls in type(refusal).__mro__:
+        row = REFUSAL_ERRORS.get(cls)
+        if row is not None:
+            return row(refusal)
+    raise TypeError(f"not a sign-in refusal: {refusal!r}")  # unreachable: the base has a row

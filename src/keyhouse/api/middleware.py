@@ -11,20 +11,16 @@ from django.http import Http404, HttpRequest, HttpResponse
 
 from keyhouse.api.errors import (
     AccessDeniedError,
-    DirectoryUnavailableError,
     InternalServerError,
     JsonableError,
     NotFoundError,
     PayloadTooLargeError,
-    RateLimitedError,
-    ServerOverloadedError,
     ServiceUnavailableError,
+    error_for_refusal,
 )
 from keyhouse.api.responses import json_error
-from keyhouse.auth.exceptions import DirectoryUnavailable
-from keyhouse.auth.hashing_gate import HashingOverloaded
-from keyhouse.auth.ratelimit import RateLimited
 from keyhouse.auth.ratelimit.limiter import rate_limit_headers
+from keyhouse.auth.refusals import SignInRefused
 from keyhouse.outages import DependencyUnavailable
 from keyhouse.redact import redact_path
 
@@ -58,12 +54,8 @@ class ZulipJsonErrorMiddleware:
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
         if isinstance(exc, JsonableError):
             return json_error(exc)
-        if isinstance(exc, RateLimited):
-            return json_error(RateLimitedError(exc.secs_to_freedom))
-        if isinstance(exc, HashingOverloaded):
-            return json_error(ServerOverloadedError(exc.retry_after))
-        if isinstance(exc, DirectoryUnavailable):
-            return json_error(DirectoryUnavailableError())
+        if isinstance(exc, SignInRefused):
+            return json_error(error_for_refusal(exc))
         outage = self.outage(exc)
         if outage is not None:
             if wants_json_errors(request):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from functools import wraps
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -27,8 +27,7 @@ from keyhouse.api.errors import (
     RequestVariableMissingError,
 )
 from keyhouse.api.responses import json_success
-
-_PROCESSED = "_keyhouse_processed_params"
+from keyhouse.request_notes import RequestNotes
 
 
 def get_param(request: HttpRequest, name: str) -> str:
@@ -39,7 +38,7 @@ def get_param(request: HttpRequest, name: str) -> str:
     legitimate is that long, and it would be hashed or looked up), one with NUL
     (PostgreSQL cannot store it, so a lookup or audit entry would fail with a 500).
     """
-    processed: set[str] = getattr(request, _PROCESSED)
+    processed = RequestNotes.get_notes(request).processed_params
     for source in (request.POST, request.GET):
         if name in source:
             processed.add(name)
@@ -57,16 +56,20 @@ def get_param(request: HttpRequest, name: str) -> str:
 
 
 def _ignored_parameters(request: HttpRequest) -> list[str]:
-    processed: set[str] = getattr(request, _PROCESSED)
+    processed = RequestNotes.get_notes(request).processed_params
     return sorted({*request.POST, *request.GET} - processed)
 
 
 ViewResult = dict[str, Any] | HttpResponse
+P = ParamSpec("P")
 
 
 def zulip_endpoint(
     methods: Iterable[str], *, report_ignored: bool = True, rest: bool = False
-) -> Callable[[Callable[..., ViewResult]], Callable[..., HttpResponse]]:
+) -> Callable[
+    [Callable[Concatenate[HttpRequest, P], ViewResult]],
+    Callable[Concatenate[HttpRequest, P], HttpResponse],
+]:
     """Method check (Zulip's 405 body), CSRF exemption and success-body building.
 
     The view returns the data dict of a success, or a ready response. ``rest``
@@ -79,10 +82,12 @@ def zulip_endpoint(
     if rest and "GET" in allowed and "HEAD" not in allowed:
         allowed.append("HEAD")  # rest_dispatch's setdefault("HEAD", GET), listed last
 
-    def decorator(view: Callable[..., ViewResult]) -> Callable[..., HttpResponse]:
+    def decorator(
+        view: Callable[Concatenate[HttpRequest, P], ViewResult],
+    ) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
         @csrf_exempt
         @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
             method = request.method
             if rest and method == "OPTIONS":
                 return HttpResponse(status=204, headers={"Allow": ", ".join(sorted(allowed))})
@@ -90,7 +95,7 @@ def zulip_endpoint(
                 method = "GET"  # Django strips HEAD bodies; the view runs as for GET
             if method not in allowed:
                 raise MethodNotAllowedError(allowed)
-            setattr(request, _PROCESSED, {"client"})
+            RequestNotes.get_notes(request).processed_params = {"client"}
             result = view(request, *args, **kwargs)
             if isinstance(result, HttpResponse):
                 return result

@@ -28,7 +28,7 @@ from keyhouse.auth.ratelimit import hit
 class _CsrfCheck(CsrfViewMiddleware):
     """Django's own CSRF check, answering the reason instead of an HTML 403 page."""
 
-    def _reject(self, request: HttpRequest, reason: str) -> str:  # type: ignore[override]
+    def _reject(self, request: HttpRequest, reason: str) -> str:
         return reason
 
 

@@ -1,5 +1,7 @@
 """Record login attempts for the audit trail, and prune the old ones.
 
+Only the sign-in pipeline (auth/pipeline.py) records attempts, once each.
+
 Recording sits on the login path, so it must never turn a login into an error:
 a failed write is logged and the login goes on. The password is never an
 argument here, so it cannot end up in the table.
@@ -19,10 +21,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from keyhouse.auth.client_ip import client_ip
-from keyhouse.auth.exceptions import DirectoryUnavailable
-from keyhouse.auth.hashing_gate import HashingOverloaded
 from keyhouse.auth.models import USER_AGENT_MAX, USERNAME_MAX, LoginAttempt
-from keyhouse.auth.ratelimit import RateLimited
+from keyhouse.auth.refusals import SignInRefused
 from keyhouse.auth.signals import login_attempted, notify
 from keyhouse.outages import DependencyUnavailable
 from keyhouse.realms.models import Realm
@@ -39,12 +39,8 @@ OPPORTUNISTIC_PRUNE_LIMIT = 10_000
 
 def outcome_for_exception(exc: BaseException) -> tuple[str, str]:
     """(outcome, reason) of an attempt that authentication aborted with ``exc``."""
-    if isinstance(exc, RateLimited):
-        return Outcome.RATE_LIMITED, "RATE_LIMIT_HIT"
-    if isinstance(exc, HashingOverloaded):
-        return Outcome.OVERLOADED, "SERVER_OVERLOADED"
-    if isinstance(exc, DirectoryUnavailable):
-        return Outcome.FAILURE, "LDAP_UNAVAILABLE"
+    if isinstance(exc, SignInRefused):
+        return exc.outcome, exc.code
     if isinstance(exc, DependencyUnavailable):
         return Outcome.FAILURE, f"{exc.component.upper()}_UNAVAILABLE"
     return Outcome.FAILURE, "INTERNAL_ERROR"

@@ -13,11 +13,15 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
-from keyhouse.auth.audit import Outcome, outcome_for_exception, record_login_attempt
-from keyhouse.auth.hashing_gate import HashingOverloaded
-from keyhouse.auth.login_limits import check_login_limits, login_succeeded
 from keyhouse.auth.passwords import PasswordNeedsReset, burn_verification, verify_user_password
-from keyhouse.auth.ratelimit import RateLimited
+from keyhouse.auth.pipeline import Attempt, sign_in
+from keyhouse.auth.refusals import (
+    STAFF_FLAG_ORDER,
+    HashingOverloaded,
+    PasswordResetRequired,
+    RateLimited,
+    SignInRefused,
+)
 from keyhouse.realms.methods import dev_auth_enabled, email_auth_enabled, password_auth_enabled
 from keyhouse.realms.models import Realm
 from keyhouse.realms.resolve import realm_for_request
@@ -140,44 +144,29 @@ class StaffAuthBackend(KeyhouseBackendMixin):
         if realm is None:
             return None
 
-        def audit(outcome: str, reason: str, user: User | None = None) -> None:
-            record_login_attempt(
-                request,
-                realm=realm,
-                username=username,
-                user=user,
-                outcome=outcome,
-                reason=reason,
-                method=self.name,
-            )
-
-        flags: dict[str, Any] = {}
-        counted: str | None = None
-        try:
-            counted = check_login_limits(request, realm, username)
+        def verify(flags: dict[str, Any]) -> User | None:
             user = common_get_active_user(username, realm, flags)
             staff = user if user is not None and user.is_staff else None
-            ok = verify_user_password(staff, password)  # burns the same time if None
-        except PasswordNeedsReset:
-            audit(Outcome.FAILURE, "PASSWORD_RESET_REQUIRED")
-            raise PermissionDenied from None
-        except (RateLimited, HashingOverloaded) as exc:  # the admin has no page for these
-            audit(*outcome_for_exception(exc))
-            raise PermissionDenied from None
-        if staff is None or not ok:
-            audit(Outcome.FAILURE, _staff_refusal_reason(user, flags))
+            try:
+                ok = verify_user_password(staff, password)  # burns the same time if None
+            except PasswordNeedsReset:
+                raise PasswordResetRequired() from None
+            if user is not None and staff is None:
+                flags["not_staff"] = True
+            return staff if ok else None
+
+        attempt = Attempt(
+            request=request,
+            realm=realm,
+            username=username,
+            method=self.name,
+            verify=verify,
+            needs_password_auth=False,  # the realm's login methods do not apply here
+            flag_order=STAFF_FLAG_ORDER,
+        )
+        try:
+            return sign_in(attempt)
+        except (RateLimited, HashingOverloaded, PasswordResetRequired):
+            raise PermissionDenied from None  # the admin has no page for these: stop the chain
+        except SignInRefused:
             return None
-        login_succeeded(staff, counted)
-        audit(Outcome.SUCCESS, "", staff)
-        return staff
-
-
-def _staff_refusal_reason(user: User | None, flags: dict[str, Any]) -> str:
-    """What the operator reads in the audit trail; the form says the same to everyone."""
-    if flags.get("inactive_realm"):
-        return "REALM_DEACTIVATED"
-    if flags.get("inactive_user"):
-        return "USER_DEACTIVATED"
-    if user is not None and not user.is_staff:
-        return "NOT_STAFF"
-    return "AUTHENTICATION_FAILED"

@@ -1,5 +1,5 @@
-"""Exceptions the login path raises past the backends, importable without optional extras."""
+"""Kept for imports that predate auth/refusals.py, where the refusals now live."""
 
+from keyhouse.auth.refusals import DirectoryUnavailable
 
-class DirectoryUnavailable(Exception):
-    """The LDAP server is down or too slow: not the user's fault, so not a "no"."""
+__all__ = ["DirectoryUnavailable"]

@@ -17,16 +17,11 @@ from contextlib import contextmanager
 
 from django.conf import settings
 
+from keyhouse.auth.refusals import HashingOverloaded
 from keyhouse.auth.signals import hashing_queue_changed, notify
 from keyhouse.hashing_slots import hashing_slots
 
-
-class HashingOverloaded(Exception):
-    """Too many password verifications waiting; the API layer answers 503."""
-
-    def __init__(self, retry_after: float) -> None:
-        self.retry_after = retry_after
-        super().__init__("password hashing pool is saturated")
+__all__ = ["HashingGate", "HashingOverloaded", "get_gate", "hashing_slots"]
 
 
 class HashingGate:

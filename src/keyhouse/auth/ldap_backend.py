@@ -214,7 +214,7 @@ class ZulipLDAPAuthBackend(KeyhouseBackendMixin, LDAPBackend):
 
     # --- django-auth-ldap hooks -----------------------------------------------
 
-    def authenticate(  # type: ignore[override]
+    def authenticate(
         self,
         request: HttpRequest | None,
         *,

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from django.conf import settings
 
+from keyhouse.backend_choice import runnable_password_methods
 from keyhouse.realms.models import AUTH_METHODS, Realm
 
 # Zulip's AUTH_BACKEND_NAME_MAP order, lower-cased: the keys of
@@ -31,10 +32,16 @@ ZULIP_AUTH_METHOD_KEYS: tuple[str, ...] = (
 
 
 def server_configured_methods() -> set[str]:
-    """Backends this server can run at all, whatever any realm says."""
-    configured = {"email"}
-    if settings.AUTH_LDAP_SERVER_URI:
-        configured.add("ldap")
+    """Backends this server can run at all, whatever any realm says.
+
+    The same answer settings.py built AUTHENTICATION_BACKENDS from
+    (keyhouse/backend_choice.py): a method is on only if a backend can serve it.
+    """
+    configured = set(
+        runnable_password_methods(
+            settings.AUTHENTICATION_BACKEND_ORDER, settings.AUTH_LDAP_SERVER_URI
+        )
+    )
     if settings.DEV_MODE:
         configured.add("dev")
     return configured

@@ -9,6 +9,7 @@ from django.http import HttpRequest
 
 from keyhouse.prepared import PreparedQuery
 from keyhouse.realms.models import Realm
+from keyhouse.request_notes import RequestNotes
 
 ROOT_SUBDOMAIN = ""
 
@@ -47,9 +48,11 @@ def realm_for_request(request: HttpRequest) -> Realm | None:
 
     Cached on the request, since several layers ask.
     """
-    if not hasattr(request, "_keyhouse_realm"):
-        request._keyhouse_realm = get_realm(get_subdomain(request))  # type: ignore[attr-defined]
-    return request._keyhouse_realm  # type: ignore[attr-defined]
+    notes = RequestNotes.get_notes(request)
+    if not notes.realm_resolved:
+        notes.realm = get_realm(get_subdomain(request))
+        notes.realm_resolved = True
+    return notes.realm
 
 
 def base_url(request: HttpRequest) -> str:

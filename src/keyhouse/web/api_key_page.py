@@ -19,21 +19,18 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from keyhouse.auth.exceptions import DirectoryUnavailable
-from keyhouse.auth.hashing_gate import HashingOverloaded
-from keyhouse.auth.ratelimit import RateLimited
 from keyhouse.auth.reauth import reauthenticate, reauthentication_needs_password
+from keyhouse.auth.refusals import SignInRefused
 from keyhouse.realms.models import Realm
 from keyhouse.realms.resolve import base_url
 from keyhouse.users.actions import regenerate_api_key
 from keyhouse.users.models import User
 from keyhouse.web.decorators import PAGE_METHODS, signed_in_page
-from keyhouse.web.login import DIRECTORY_DOWN, OVERLOADED, rate_limited_message
+from keyhouse.web.refusal_messages import page_message
 
 # How long one password re-entry unlocks the key in this session.
 REAUTH_SECONDS = 5 * 60
 REAUTH_SESSION_KEY = "keyhouse_reauthenticated_at"
-PASSWORD_INCORRECT = "Password is incorrect."
 REAUTH_EXPIRED = "For your security, enter your password again first."
 
 
@@ -81,15 +78,10 @@ def api_key_page(request: HttpRequest, realm: Realm, user: User) -> HttpResponse
         return HttpResponse(status=405, headers={"Allow": "GET, HEAD, POST"})
     password = request.POST.get("password") or ""
     try:
-        ok = reauthenticate(request, realm, user, password)
-    except RateLimited as exc:
-        return _render(request, realm, user, rate_limited_message(exc.secs_to_freedom), 429)
-    except HashingOverloaded:
-        return _render(request, realm, user, OVERLOADED, 503)
-    except DirectoryUnavailable:
-        return _render(request, realm, user, DIRECTORY_DOWN, 503)
-    if not ok:
-        return _render(request, realm, user, PASSWORD_INCORRECT)
+        reauthenticate(request, realm, user, password)
+    except SignInRefused as refusal:
+        message, status = page_message(refusal)
+        return _render(request, realm, user, message, status)
     mark_reauthenticated(request)
     # Post/Redirect/Get: reloading the page must not resubmit the password.
     return HttpResponseRedirect(reverse("api_key"))

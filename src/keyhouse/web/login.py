@@ -3,14 +3,13 @@
 One form serves three journeys: a browser signing in (a Django session), the
 mobile app's ``mobile_flow_otp`` (a zulip:// redirect carrying the encrypted API
 key, no session) and the desktop app's ``desktop_flow_otp`` (a single-use token
-for the app to redeem). Every submitted password goes through
-``authenticate_password``, so the web form has exactly the API's rate limits, and
-leaves exactly one audit entry. Plain HTML forms: no JavaScript needed.
+for the app to redeem). Every submitted password goes through the sign-in
+pipeline (auth/pipeline.py), so the web form has exactly the API's rate limits,
+and leaves exactly one audit entry. Plain HTML forms: no JavaScript needed.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from django.conf import settings
@@ -28,14 +27,9 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 
 from keyhouse.api.errors import JsonableError
-from keyhouse.api.failures import api_key_fetch_failure
 from keyhouse.api.responses import json_error
-from keyhouse.auth.audit import Outcome, outcome_for_exception, record_login_attempt
-from keyhouse.auth.authenticate import authenticate_password
-from keyhouse.auth.exceptions import DirectoryUnavailable
-from keyhouse.auth.hashing_gate import HashingOverloaded
-from keyhouse.auth.login_notifications import email_on_new_login
-from keyhouse.auth.ratelimit import RateLimited
+from keyhouse.auth.pipeline import password_attempt, sign_in
+from keyhouse.auth.refusals import SignInRefused
 from keyhouse.realms.methods import (
     email_auth_enabled,
     ldap_auth_enabled,
@@ -47,35 +41,11 @@ from keyhouse.users.models import User
 from keyhouse.web.app_flows import finish_desktop_flow, finish_mobile_flow
 from keyhouse.web.decorators import realm_deactivated, realm_page, session_user
 from keyhouse.web.otp import OTPError, validate_otp_params
+from keyhouse.web.refusal_messages import page_message, rate_limited_message
+
+__all__ = ["login_page", "logout_page", "rate_limited_message"]
 
 AUDIT_METHOD = "web"
-
-# What the page says for each refusal, keyed by the Zulip error code the API would
-# send (api/failures.py decides which, in Zulip's order, honouring HIDE_ACCOUNT_STATE).
-FAILURE_MESSAGES = {
-    "USER_DEACTIVATED": (
-        "This account has been deactivated. Contact your organization's administrators"
-        " if you think this is a mistake."
-    ),
-    "REALM_DEACTIVATED": "This organization has been deactivated.",
-    "PASSWORD_AUTH_DISABLED": "Password sign-in is disabled in this organization.",
-    "PASSWORD_RESET_REQUIRED": (
-        "Your password has been disabled because it is too weak."
-        " Reset your password to choose a new one."
-    ),
-    "NONEXISTENT_SUBDOMAIN": (
-        "This account is not a member of this organization. Check the address you signed in at."
-    ),
-}
-WRONG_CREDENTIALS = "Incorrect {field} or password."
-OVERLOADED = "The server is busy right now. Wait a moment, then try again."
-DIRECTORY_DOWN = "The sign-in directory cannot be reached right now. Try again in a few minutes."
-
-
-def rate_limited_message(secs_to_freedom: float) -> str:
-    minutes = max(1, math.ceil(secs_to_freedom / 60))
-    unit = "minute" if minutes == 1 else "minutes"
-    return f"Too many sign-in attempts. Wait {minutes} {unit}, then try again."
 
 
 def default_landing() -> str:
@@ -154,17 +124,6 @@ class LoginPage:
         self.error = message
         return self.render(status=status)
 
-    def audit(self, outcome: str, reason: str, user: User | None = None) -> None:
-        record_login_attempt(
-            self.request,
-            realm=self.realm,
-            username=self.username,
-            user=user,
-            outcome=outcome,
-            reason=reason,
-            method=AUDIT_METHOD,
-        )
-
     def input_problem(self, password: str) -> str | None:
         """Refusals before authentication: not login attempts (as in fetch_api_key)."""
         noun = self.field["noun"]
@@ -188,29 +147,19 @@ class LoginPage:
         problem = self.input_problem(password)
         if problem:
             return self.refuse(problem)
+        attempt = password_attempt(
+            self.request,
+            self.realm,
+            self.username,
+            password,
+            method=AUDIT_METHOD,
+            new_login_email=not self.app_flow,  # the app flows' finishes announce it
+        )
         try:
-            user, return_data = authenticate_password(
-                self.request, self.realm, self.username, password
-            )
-        except RateLimited as exc:
-            self.audit(*outcome_for_exception(exc))
-            return self.refuse(rate_limited_message(exc.secs_to_freedom), status=429)
-        except HashingOverloaded as exc:
-            self.audit(*outcome_for_exception(exc))
-            return self.refuse(OVERLOADED, status=503)
-        except DirectoryUnavailable as exc:
-            self.audit(*outcome_for_exception(exc))
-            return self.refuse(DIRECTORY_DOWN, status=503)
-        except Exception as exc:  # a bug: still one audit entry, then the usual 500
-            self.audit(*outcome_for_exception(exc))
-            raise
-        if user is None:
-            true_reason = api_key_fetch_failure(return_data, hide_account_state=False).code
-            self.audit(Outcome.FAILURE, true_reason or "AUTHENTICATION_FAILED")
-            shown = api_key_fetch_failure(return_data).code or ""
-            wrong = WRONG_CREDENTIALS.format(field=self.field["noun"])
-            return self.refuse(FAILURE_MESSAGES.get(shown, wrong))
-        self.audit(Outcome.SUCCESS, "", user)
+            user = sign_in(attempt)
+        except SignInRefused as refusal:  # anything else (a bug): the usual 500
+            message, status = page_message(refusal, self.field["noun"])
+            return self.refuse(message, status=status)
         return self.succeed(user)
 
     def succeed(self, user: User) -> HttpResponse:
@@ -219,7 +168,6 @@ class LoginPage:
         if self.desktop_flow_otp:
             return finish_desktop_flow(self.request, user, self.desktop_flow_otp)
         django_login(self.request, user)
-        email_on_new_login(self.request, user)
         return HttpResponseRedirect(self.next or default_landing())
 
 

@@ -219,14 +219,14 @@ class PasswordResetConfirm(PasswordResetConfirmView):
     template_name = f"{TEMPLATES}/confirm.html"
     success_url = reverse_lazy("password_reset_complete")
 
-    def get_user(self, uidb64: str) -> User | None:  # type: ignore[override]
+    def get_user(self, uidb64: str) -> User | None:
         user: User | None = super().get_user(uidb64)
         realm = realm_for_request(self.request)
         if user is None or realm is None or not may_reset(user, realm):
             return None
         return user
 
-    def form_valid(self, form: NewPasswordForm) -> HttpResponse:  # type: ignore[override]
+    def form_valid(self, form: NewPasswordForm) -> HttpResponse:
         assert self.user is not None
         try:
             change_password(self.user, form.cleaned_data["new_password1"])

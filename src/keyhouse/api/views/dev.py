@@ -10,25 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
 from django.conf import settings
-from django.contrib.auth import authenticate, login
+from django.contrib.auth import login
 from django.http import HttpRequest, HttpResponse
 from django.http.request import split_domain_port
 from django.views.decorators.csrf import csrf_exempt
 
-from keyhouse.api.errors import (
-    AuthenticationFailedError,
-    InvalidSubdomainError,
-    JsonableError,
-    NotFoundError,
-    RealmDeactivatedError,
-    UserDeactivatedError,
-)
+from keyhouse.api.errors import InvalidSubdomainError, JsonableError, NotFoundError
 from keyhouse.api.params import get_param, zulip_endpoint
 from keyhouse.api.views.fetch_api_key import validate_login_email
-from keyhouse.auth.audit import Outcome, record_login_attempt
+from keyhouse.auth.pipeline import Attempt, sign_in
+from keyhouse.auth.refusals import DEV_FLAG_ORDER
 from keyhouse.realms.methods import dev_auth_enabled
 from keyhouse.realms.models import Realm
 from keyhouse.realms.resolve import base_url, realm_for_request, realm_url, subdomain_for_host
@@ -39,12 +33,17 @@ DEV_BACKEND = "keyhouse.auth.backends.DevAuthBackend"
 ANY_METHOD = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
-def development_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+P = ParamSpec("P")
+
+
+def development_only(
+    view: Callable[Concatenate[HttpRequest, P], HttpResponse],
+) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
     """Outside DEV_MODE the route does not exist: the JSON 404 of any unknown /api/ path."""
 
     @csrf_exempt
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
         if not settings.DEV_MODE:
             raise NotFoundError()
         return view(request, *args, **kwargs)
@@ -58,17 +57,6 @@ def check_dev_auth_backend() -> None:
         raise JsonableError("DevAuthBackend not enabled.")
 
 
-def dev_fetch_failure(return_data: dict[str, Any]) -> JsonableError:
-    """The flags in dev_login's order: realm, user, subdomain (fetch_api_key differs)."""
-    if return_data.get("inactive_realm"):
-        return RealmDeactivatedError()
-    if return_data.get("inactive_user"):
-        return UserDeactivatedError()
-    if return_data.get("invalid_subdomain"):
-        return InvalidSubdomainError()
-    return AuthenticationFailedError()
-
-
 @development_only
 @zulip_endpoint(["POST"])
 def dev_fetch_api_key(request: HttpRequest) -> dict[str, Any]:
@@ -79,26 +67,20 @@ def dev_fetch_api_key(request: HttpRequest) -> dict[str, Any]:
     realm = realm_for_request(request)
     if realm is None:
         raise InvalidSubdomainError()
-    return_data: dict[str, Any] = {}
-    user = authenticate(request, dev_auth_username=username, realm=realm, return_data=return_data)
-
-    def audit(outcome: str, reason: str, user: User | None = None) -> None:
-        record_login_attempt(
-            request,
+    user = sign_in(
+        Attempt(
+            request=request,
             realm=realm,
             username=username,
-            user=user,
-            outcome=outcome,
-            reason=reason,
             method="dev",
+            credentials={"dev_auth_username": username},
+            limited=False,  # Zulip's dev login has no login limits (and no password)
+            needs_password_auth=False,
+            flag_order=DEV_FLAG_ORDER,
+            hide_account_state=False,
         )
-
-    if user is None:
-        error = dev_fetch_failure(return_data)
-        audit(Outcome.FAILURE, error.code or "")
-        raise error
+    )
     login(request, user)
-    audit(Outcome.SUCCESS, "", user)
     return {"api_key": user.api_key, "email": user.delivery_email, "user_id": user.id}
 
 

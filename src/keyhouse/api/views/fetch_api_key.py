@@ -1,4 +1,9 @@
-"""POST /api/v1/fetch_api_key: username + password in, API key out (reference §1)."""
+"""POST /api/v1/fetch_api_key: username + password in, API key out (reference §1).
+
+An adapter over the sign-in pipeline: input checks here, everything from the
+limits to the new-login email in ``auth.pipeline.sign_in``; a refusal reaches
+the client through the table in api/errors.py.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,11 @@ from django.core.validators import validate_email
 from django.http import HttpRequest
 
 from keyhouse.api.errors import InvalidSubdomainError, JsonableError
-from keyhouse.api.failures import api_key_fetch_failure
 from keyhouse.api.params import get_param, zulip_endpoint
-from keyhouse.auth.audit import Outcome, outcome_for_exception, record_login_attempt
-from keyhouse.auth.authenticate import authenticate_password
 from keyhouse.auth.hashing_gate import get_gate
-from keyhouse.auth.login_notifications import email_on_new_login
+from keyhouse.auth.pipeline import password_attempt, sign_in
 from keyhouse.realms.methods import ldap_auth_enabled
 from keyhouse.realms.resolve import realm_for_request
-from keyhouse.users.models import User
 
 
 def validate_login_email(username: str) -> None:
@@ -38,21 +39,6 @@ def fetch_api_key(request: HttpRequest) -> dict[str, Any]:
     if not ldap_auth_enabled(realm):
         validate_login_email(username)
 
-    # From here on the request is a login attempt: exactly one audit entry each.
-    def audit(outcome: str, reason: str, user: User | None = None) -> None:
-        record_login_attempt(
-            request, realm=realm, username=username, user=user, outcome=outcome, reason=reason
-        )
-
-    try:
-        user, return_data = authenticate_password(request, realm, username, password)
-    except Exception as exc:  # rate limited, hashing overloaded, or a bug: record, re-raise
-        audit(*outcome_for_exception(exc))
-        raise
-    if user is None:
-        # The operator sees the true reason even when the client is told less.
-        audit(Outcome.FAILURE, api_key_fetch_failure(return_data, hide_account_state=False).code)
-        raise api_key_fetch_failure(return_data)
-    audit(Outcome.SUCCESS, "", user)
-    email_on_new_login(request, user)  # web sign-in: Zulip's new-login email (§1.8)
+    # From here on the request is a login attempt: auth/pipeline.py audits it once.
+    user = sign_in(password_attempt(request, realm, username, password, new_login_email=True))
     return {"api_key": user.api_key, "email": user.delivery_email, "user_id": user.id}

@@ -9,17 +9,9 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from keyhouse.auth.ratelimit.stores import Rule, get_store
+from keyhouse.auth.refusals import RateLimited
 from keyhouse.auth.signals import notify, rate_limited
-
-_APPLIED = "_keyhouse_ratelimits_applied"
-
-
-class RateLimited(Exception):
-    """Over a limit. The API layer answers Zulip's 429 RATE_LIMIT_HIT."""
-
-    def __init__(self, secs_to_freedom: float) -> None:
-        self.secs_to_freedom = secs_to_freedom
-        super().__init__(f"rate limited for {secs_to_freedom:.1f}s")
+from keyhouse.request_notes import RequestNotes
 
 
 @dataclass(frozen=True)
@@ -58,9 +50,7 @@ def hit(request: HttpRequest | None, domain: str, entity: str) -> RateLimitResul
         answer.recorded,
     )
     if request is not None:
-        applied: list[RateLimitResult] = getattr(request, _APPLIED, [])
-        applied.append(result)
-        setattr(request, _APPLIED, applied)
+        RequestNotes.get_notes(request).rate_limits_applied.append(result)
     if answer.limited:
         notify(rate_limited, RateLimited, domain=domain)  # observers: ops/metrics.py
         raise RateLimited(answer.secs_to_freedom)
@@ -80,11 +70,11 @@ def refund(request: HttpRequest, domains: set[str]) -> None:
             store.refund(result.key, result.recorded)
         else:
             kept.append(result)
-    setattr(request, _APPLIED, kept)
+    RequestNotes.get_notes(request).rate_limits_applied = kept
 
 
 def applied_results(request: HttpRequest) -> list[RateLimitResult]:
-    return getattr(request, _APPLIED, [])
+    return RequestNotes.get_notes(request).rate_limits_applied
 
 
 def rate_limit_headers(request: HttpRequest) -> dict[str, str]:

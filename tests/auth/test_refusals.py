@@ -1,4 +1,4 @@
-"""The order in which backend flags become errors (reference §1.6).
+"""The order in which backend flags become refusals, and refusals Zulip's errors (§1.6).
 
 With one backend at most one flag is set per attempt, so the HTTP tests cannot
 see the order; with email and LDAP backends both running, several can be. The
@@ -19,8 +19,18 @@ from keyhouse.api.errors import (
     PasswordResetRequiredError,
     RealmDeactivatedError,
     UserDeactivatedError,
+    error_for_refusal,
 )
-from keyhouse.api.failures import api_key_fetch_failure
+from keyhouse.auth.refusals import refusal_for_flags, shown_to_client
+
+
+def api_key_fetch_failure(
+    flags: dict[str, Any], *, hide_account_state: bool = False
+) -> JsonableError:
+    """What fetch_api_key answers for these flags: the pipeline's two steps, then the table."""
+    refusal = shown_to_client(refusal_for_flags(flags), hide_account_state=hide_account_state)
+    return error_for_refusal(refusal)
+
 
 # Zulip's order, first match wins.
 ORDER: list[tuple[str, type[JsonableError], int, str]] = [

@@ -1,0 +1,171 @@
+"""The one sign-in pipeline every method plugs into (docs/decisions.md, "One sign-in pipeline").
+
+    attempt → limits → method enabled → backend(s) → account checks → audit → success steps
+
+A method (the API's fetch_api_key, the web form, re-authentication, dev login,
+the admin's staff login; later SSO) is a small adapter: it builds an ``Attempt``
+and calls ``sign_in``, then finishes its own way (API key JSON, session, mobile
+redirect). Everything in between is here, once, so that a new method cannot
+forget a limit or an audit entry. Models: Django's ``authenticate()`` (one call,
+one signal) and Zulip's ``log_auth_attempts``. No library runs this sequence for
+us: django-axes and friends count failures but know neither Zulip's refusal order
+nor our per-IP budget and refunds.
+
+Refusals are ``SignInRefused`` (auth/refusals.py); any other exception (a bug, a
+database outage) still leaves its one audit entry and propagates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import authenticate as django_authenticate
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest
+
+from keyhouse.auth.audit import Outcome, outcome_for_exception, record_login_attempt
+from keyhouse.auth.login_limits import check_login_limits, login_succeeded, refund_login_limits
+from keyhouse.auth.login_notifications import email_on_new_login
+from keyhouse.auth.refusals import (
+    PASSWORD_FLAG_ORDER,
+    PasswordAuthDisabled,
+    PasswordIncorrect,
+    SignInRefused,
+    refusal_for_flags,
+    shown_to_client,
+)
+from keyhouse.outages import DependencyUnavailable
+from keyhouse.realms.methods import password_auth_enabled
+from keyhouse.realms.models import Realm
+from keyhouse.users.models import User
+
+# The backend step failed because of the server, not the client: the attempt
+# proved nothing, so it costs nothing against the limits (a busy server or a down
+# directory or database must not lock a real user out for half an hour).
+SERVER_FAULTS: tuple[type[BaseException], ...] = (
+    DependencyUnavailable,  # includes db.errors.DatabaseUnavailable
+    OperationalError,
+    InterfaceError,
+)
+
+Verifier = Callable[[dict[str, Any]], "User | None"]
+FlagOrder = tuple[tuple[str, type[SignInRefused]], ...]
+
+
+@dataclass
+class Attempt:
+    """One sign-in attempt, as a method adapter describes it.
+
+    ``credentials`` go to Django's ``authenticate`` (so the configured backends
+    run, in AUTHENTICATION_BACKEND_ORDER) unless ``verify`` replaces that step.
+    ``flag_order`` turns the backends' ``return_data`` flags into a refusal.
+    ``expected_user`` makes it a re-authentication: any other outcome is
+    ``PasswordIncorrect``.
+    """
+
+    request: HttpRequest
+    realm: Realm
+    username: str
+    method: str = "password"
+    credentials: Mapping[str, Any] = field(default_factory=dict)
+    verify: Verifier | None = None
+    limited: bool = True
+    needs_password_auth: bool = True
+    flag_order: FlagOrder = PASSWORD_FLAG_ORDER
+    hide_account_state: bool | None = None
+    expected_user: User | None = None
+    new_login_email: bool = False
+
+    def hides_account_state(self) -> bool:
+        if self.hide_account_state is None:
+            return bool(settings.HIDE_ACCOUNT_STATE)
+        return self.hide_account_state
+
+
+def sign_in(attempt: Attempt) -> User:
+    """The signed-in user, or ``SignInRefused`` (as the client may see it).
+
+    Exactly one audit entry per call, whatever happens.
+    """
+    try:
+        user = authenticate_attempt(attempt)
+    except SignInRefused as refusal:
+        _audit(attempt, refusal.outcome, refusal.code)
+        shown = shown_to_client(refusal, hide_account_state=attempt.hides_account_state())
+        if shown is refusal:
+            raise
+        raise shown from None
+    except Exception as exc:  # a bug or an outage: recorded, then the usual 500/503
+        _audit(attempt, *outcome_for_exception(exc))
+        raise
+    _audit(attempt, Outcome.SUCCESS, "", user)
+    if attempt.new_login_email:
+        email_on_new_login(attempt.request, user)  # Zulip's new-login email (§1.8)
+    return user
+
+
+def authenticate_attempt(attempt: Attempt) -> User:
+    """Limits, method check, backends, account checks; the success's limit clearing."""
+    counted = (
+        check_login_limits(attempt.request, attempt.realm, attempt.username)
+        if (attempt.limited)
+        else None
+    )
+    if attempt.needs_password_auth and not password_auth_enabled(attempt.realm):
+        # No installed and enabled backend can check a password here.
+        raise PasswordAuthDisabled()
+    flags: dict[str, Any] = {}
+    try:
+        user = _verify(attempt, flags)
+    except SignInRefused as refusal:
+        if refusal.server_fault and attempt.limited:
+            refund_login_limits(attempt.request)
+        raise
+    except SERVER_FAULTS:
+        if attempt.limited:
+            refund_login_limits(attempt.request)
+        raise
+    if attempt.expected_user is not None and (user is None or user.pk != attempt.expected_user.pk):
+        raise PasswordIncorrect()
+    if user is None:
+        raise refusal_for_flags(flags, attempt.flag_order)
+    if attempt.limited:
+        login_succeeded(user, counted)
+    return user
+
+
+def _verify(attempt: Attempt, flags: dict[str, Any]) -> User | None:
+    if attempt.verify is not None:
+        return attempt.verify(flags)
+    user = django_authenticate(
+        request=attempt.request, realm=attempt.realm, return_data=flags, **attempt.credentials
+    )
+    return user if isinstance(user, User) else None
+
+
+def _audit(attempt: Attempt, outcome: str, reason: str, user: User | None = None) -> None:
+    record_login_attempt(
+        attempt.request,
+        realm=attempt.realm,
+        username=attempt.username,
+        user=user if user is not None else attempt.expected_user,
+        outcome=outcome,
+        reason=reason,
+        method=attempt.method,
+    )
+
+
+def password_attempt(
+    request: HttpRequest, realm: Realm, username: str, password: str, **options: Any
+) -> Attempt:
+    """The attempt of every username + password method (API, web form, re-auth)."""
+    return Attempt(
+        request=request,
+        realm=realm,
+        username=username,
+        credentials={"username": username, "password": password},
+        **options,
+    )

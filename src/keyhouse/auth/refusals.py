@@ -1,0 +1,155 @@
+"""Every way a sign-in can be refused: one exception family, raised only by auth/.
+
+Each refusal names the Zulip ``code`` the audit trail records for it (the code
+the API would answer with) and the audit ``outcome``. How a refusal looks on the
+wire is one row of the table in ``api/errors.py``; how it reads on a page, one
+row in ``web/refusal_messages.py``. Nothing here imports Django models, so the
+low-level modules that raise (the rate limiter, the hashing pool, the LDAP
+backend) can import it freely.
+
+``server_fault`` marks the refusals that are the server's doing, not the
+client's: the pipeline refunds their login limits, so an outage does not lock
+real users out.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+# LoginAttempt.Outcome's values (auth/models.py), spelled here so that this
+# module stays importable before the app registry is ready.
+FAILURE = "failure"
+RATE_LIMITED_OUTCOME = "rate_limited"
+OVERLOADED_OUTCOME = "overloaded"
+
+
+class SignInRefused(Exception):
+    """The base of every refusal: ``code`` for the audit trail and the wire table."""
+
+    code: ClassVar[str] = "AUTHENTICATION_FAILED"
+    outcome: ClassVar[str] = FAILURE
+    server_fault: ClassVar[bool] = False
+
+    def __init__(self, detail: str = "") -> None:
+        self.detail = detail
+        super().__init__(detail or self.code)
+
+
+# --- The client's credentials or account ---------------------------------------
+
+
+class WrongCredentials(SignInRefused):
+    """No backend vouched for the username and password (or told us why)."""
+
+
+class UserDeactivated(SignInRefused):
+    code = "USER_DEACTIVATED"
+
+
+class RealmDeactivated(SignInRefused):
+    code = "REALM_DEACTIVATED"
+
+
+class PasswordAuthDisabled(SignInRefused):
+    """No password backend can serve this realm (none enabled, or none installed)."""
+
+    code = "PASSWORD_AUTH_DISABLED"
+
+
+class PasswordResetRequired(SignInRefused):
+    code = "PASSWORD_RESET_REQUIRED"
+
+
+class WrongRealm(SignInRefused):
+    """The account exists, but in another organization."""
+
+    code = "NONEXISTENT_SUBDOMAIN"
+
+
+class PasswordIncorrect(SignInRefused):
+    """Re-authentication failed: Zulip says only "Password is incorrect." (a 400)."""
+
+    code = "BAD_REQUEST"
+
+
+class NotStaff(SignInRefused):
+    """The Django admin's login: a real account, but not staff."""
+
+    code = "NOT_STAFF"
+
+
+# --- Limits and the server's state ----------------------------------------------
+
+
+class RateLimited(SignInRefused):
+    """Over a limit (any limited action, not only sign-in): Zulip's 429 RATE_LIMIT_HIT."""
+
+    code = "RATE_LIMIT_HIT"
+    outcome = RATE_LIMITED_OUTCOME
+
+    def __init__(self, secs_to_freedom: float) -> None:
+        self.secs_to_freedom = secs_to_freedom
+        super().__init__(f"rate limited for {secs_to_freedom:.1f}s")
+
+
+class HashingOverloaded(SignInRefused):
+    """Too many password verifications waiting; answered with a 503."""
+
+    code = "SERVER_OVERLOADED"
+    outcome = OVERLOADED_OUTCOME
+    server_fault = True
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__("password hashing pool is saturated")
+
+
+class DirectoryUnavailable(SignInRefused):
+    """The LDAP server is down or too slow: not the user's fault, so not a "no"."""
+
+    code = "LDAP_UNAVAILABLE"
+    server_fault = True
+
+
+# Backend ``return_data`` flags → refusal, in Zulip's fetch_api_key order (§1.6);
+# the first flag set wins, and no flag at all is a wrong password.
+PASSWORD_FLAG_ORDER: tuple[tuple[str, type[SignInRefused]], ...] = (
+    ("inactive_user", UserDeactivated),
+    ("inactive_realm", RealmDeactivated),
+    ("password_auth_disabled", PasswordAuthDisabled),
+    ("password_reset_needed", PasswordResetRequired),
+    ("invalid_subdomain", WrongRealm),
+)
+# Zulip's dev_login checks realm, then user, then subdomain.
+DEV_FLAG_ORDER: tuple[tuple[str, type[SignInRefused]], ...] = (
+    ("inactive_realm", RealmDeactivated),
+    ("inactive_user", UserDeactivated),
+    ("invalid_subdomain", WrongRealm),
+)
+# The admin's staff login: the audit trail tells why, the form says one thing.
+STAFF_FLAG_ORDER: tuple[tuple[str, type[SignInRefused]], ...] = (
+    ("inactive_realm", RealmDeactivated),
+    ("inactive_user", UserDeactivated),
+    ("password_reset_needed", PasswordResetRequired),
+    ("not_staff", NotStaff),
+)
+# What HIDE_ACCOUNT_STATE hides (OWASP ASVS 6.3.8): these answer as a wrong password.
+ACCOUNT_STATE: tuple[type[SignInRefused], ...] = (UserDeactivated, WrongRealm)
+
+
+def refusal_for_flags(
+    flags: dict[str, object],
+    order: tuple[tuple[str, type[SignInRefused]], ...] = PASSWORD_FLAG_ORDER,
+) -> SignInRefused:
+    """The refusal the backends' flags call for: the first set flag in ``order``."""
+    for flag, refusal in order:
+        if flags.get(flag):
+            return refusal()
+    return WrongCredentials()
+
+
+def shown_to_client(refusal: SignInRefused, *, hide_account_state: bool) -> SignInRefused:
+    """What the client is told; the audit trail always keeps the true refusal."""
+    if hide_account_state and isinstance(refusal, ACCOUNT_STATE):
+        return WrongCredentials()
+    return refusal

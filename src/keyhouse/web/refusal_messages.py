@@ -1,0 +1,73 @@
+"""Sign-in refusals (auth/refusals.py) as the pages word them: one row per refusal.
+
+The pages' counterpart of api/errors.py's wire table: the same family, a message
+and an HTTP status instead of Zulip's JSON. A refusal without a row of its own
+reads as its nearest base's (a wrong password).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from keyhouse.auth import refusals
+
+OVERLOADED = "The server is busy right now. Wait a moment, then try again."
+DIRECTORY_DOWN = "The sign-in directory cannot be reached right now. Try again in a few minutes."
+WRONG_CREDENTIALS = "Incorrect {noun} or password."
+
+
+def rate_limited_message(secs_to_freedom: float) -> str:
+    minutes = max(1, math.ceil(secs_to_freedom / 60))
+    unit = "minute" if minutes == 1 else "minutes"
+    return f"Too many sign-in attempts. Wait {minutes} {unit}, then try again."
+
+
+# (message given the refusal and the username's noun, HTTP status)
+Row = tuple[Callable[[refusals.SignInRefused, str], str], int]
+
+PAGE_MESSAGES: dict[type[refusals.SignInRefused], Row] = {
+    refusals.SignInRefused: (lambda r, noun: WRONG_CREDENTIALS.format(noun=noun), 200),
+    refusals.UserDeactivated: (
+        lambda r, noun: (
+            "This account has been deactivated. Contact your organization's administrators"
+            " if you think this is a mistake."
+        ),
+        200,
+    ),
+    refusals.RealmDeactivated: (lambda r, noun: "This organization has been deactivated.", 200),
+    refusals.PasswordAuthDisabled: (
+        lambda r, noun: "Password sign-in is disabled in this organization.",
+        200,
+    ),
+    refusals.PasswordResetRequired: (
+        lambda r, noun: (
+            "Your password has been disabled because it is too weak."
+            " Reset your password to choose a new one."
+        ),
+        200,
+    ),
+    refusals.WrongRealm: (
+        lambda r, noun: (
+            "This account is not a member of this organization. Check the address you signed in at."
+        ),
+        200,
+    ),
+    refusals.PasswordIncorrect: (lambda r, noun: "Password is incorrect.", 200),
+    refusals.RateLimited: (
+        lambda r, noun: rate_limited_message(getattr(r, "secs_to_freedom", 60.0)),
+        429,
+    ),
+    refusals.HashingOverloaded: (lambda r, noun: OVERLOADED, 503),
+    refusals.DirectoryUnavailable: (lambda r, noun: DIRECTORY_DOWN, 503),
+}
+
+
+def page_message(refusal: refusals.SignInRefused, noun: str = "email") -> tuple[str, int]:
+    """(message, status) for a refusal shown on a page."""
+    for cls in type(refusal).__mro__:
+        row = PAGE_MESSAGES.get(cls)
+        if row is not None:
+            message, status = row
+            return message(refusal, noun), status
+    raise TypeError(f"not a sign-in refusal: {refusal!r}")  # unreachable: the base has a row
