@@ -18,7 +18,7 @@ BASE = 0  # below every app: what any app may use, importing no app itself
 LAYERS: dict[str, int] = {
     **dict.fromkeys(
         [
-            "__init__", "apps", "cache_backend", "config_keys", "data_dir", "db",
+            "__init__", "apps", "backend_choice", "cache_backend", "config_keys", "data_dir", "db",
             "hashing_slots", "hashing_threads", "ldap_settings", "mail", "outages",
             "prepared", "redact", "redis_client", "request_notes",
         ],
@@ -56,7 +56,19 @@ def imports_in(source: str, module: str, is_package: bool = False) -> set[str]:
     """Every keyhouse module ``source`` imports, wherever in the file the import is."""
     package = module if is_package else module.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
+    tree = ast.parse(source)
+    # Imports under ``if TYPE_CHECKING:`` only name types for the checker; they run
+    # nothing, so they are no dependency at run time (docs/decisions.md, "Layers").
+    type_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for stmt in node.body
+        for inner in ast.walk(stmt)
+    }
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -94,6 +106,14 @@ def test_no_upward_import() -> None:
                 if (importer, imported) not in EXCEPTIONS:
                     upward.append(f"{importer} -> {imported}")
     assert upward == []
+
+
+def test_type_checking_imports_are_not_dependencies() -> None:
+    source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from keyhouse.auth import x\n"
+    assert imports_in(source, "keyhouse.request_notes") == set()
+    assert imports_in("from keyhouse.auth import x\n", "keyhouse.request_notes") == {
+        "keyhouse.auth"
+    }
 
 
 def test_the_check_sees_function_local_and_relative_imports() -> None:
