@@ -120,7 +120,12 @@ class LoginPage:
             }
         )
         return [
-            {**m, "url": m["login_url"] + (f"?{query}" if query else "")}
+            {
+                "name": m["name"],
+                "display_name": m["display_name"],
+                "display_icon": m["display_icon"],
+                "url": m["login_url"] + (f"?{query}" if query else ""),
+            }
             for m in external_method_dicts(self.realm)
         ]
 
