@@ -16,6 +16,7 @@ import logging
 from django.contrib.auth import login as django_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 
 from keyhouse.api.errors import JsonableError
 from keyhouse.api.responses import json_error
@@ -84,6 +85,9 @@ def _start(
         return _failed(request, realm, failure)
 
 
+# The OAuth state (single use, bound to the browser by its cookie) is this route's
+# CSRF defence, as in social_django; an IdP's POST-back carries no CSRF token.
+@csrf_exempt
 @never_cache
 @realm_page
 def social_complete(request: HttpRequest, realm: Realm, backend: str) -> HttpResponse:
