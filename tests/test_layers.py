@@ -19,7 +19,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(
         [
             "__init__", "apps", "backend_choice", "cache_backend", "config_keys", "data_dir", "db",
-            "hashing_slots", "hashing_threads", "ldap_settings", "mail", "outages",
+            "hashing_slots", "hashing_threads", "ldap_settings", "mail", "outages", "sso_config",
             "prepared", "redact", "redis_client", "request_notes",
         ],
         BASE,
@@ -28,6 +28,9 @@ LAYERS: dict[str, int] = {
     "users": 2,
     "auth": 3,
     "api": 4,
+    # Single sign-on's methods and state: server_settings (api) lists them, web/sso.py
+    # runs their flows; they use only realms, users and auth.
+    "sso": 4,
     # web answers in Zulip's wire format through api/errors.py (design.md: one
     # hierarchy, mapped in one place), so it sits just right of api; api never imports web.
     "web": 5,

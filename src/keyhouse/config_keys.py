@@ -79,6 +79,15 @@ def _log_format(value: str) -> str:
 # Derived defaults read only keys above them. Types are strict on purpose:
 # `ZULIP_VERSION = 10.10` would silently become "10.1", and `ARGON2_TIME_COST = "2"`
 # is a quoting slip.
+
+def _oidc_idps(value: dict[str, Any]) -> dict[str, Any]:
+    """Refuse an IdP table that cannot work, at start-up rather than at a user's sign-in."""
+    from keyhouse.sso_config import check_oidc_table  # pure; kept apart, it has a job of its own
+
+    check_oidc_table(value)
+    return value
+
+
 KEYS: tuple[ConfigKey, ...] = (
     _k("DATA_DIR", str, "`./keyhouse-data`",
        "SQLite database, generated secret key (`secret_key`, mode 0600) and mail files",
@@ -292,6 +301,17 @@ KEYS: tuple[ConfigKey, ...] = (
        value={}),
     _k("SEND_LOGIN_EMAILS", bool, "`true`", "the new-login email", "KEYHOUSE_SEND_LOGIN_EMAILS",
        value=True),
+    _k("SOCIAL_AUTH_OIDC_ENABLED_IDPS", dict, "`{}`",
+       "OpenID Connect IdPs, one table each: `oidc_url`, `client_id`, `secret` or"
+       " `secret_file`, `display_name`, `display_icon`, `auto_signup`, `limit_to_subdomains`"
+       " (docs/sso.md)",
+       value={}, clean=lambda v: _oidc_idps(v)),
+    _k("SOCIAL_AUTH_OIDC_FULL_NAME_VALIDATED", bool, "`false`",
+       "trust the IdP's name for new accounts (Zulip's meaning; docs/sso.md)",
+       value=False),
+    _k("SOCIAL_AUTH_TIMEOUT", float, "`5.0`",
+       "seconds keyhouse waits for an IdP's discovery, token, keys or userinfo answer",
+       value=5.0),
     _k("SECURE_COOKIES", bool, "`false`", "session and CSRF cookies over HTTPS only",
        "KEYHOUSE_SECURE_COOKIES",
        value=False),

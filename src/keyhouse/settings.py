@@ -10,6 +10,7 @@ start-up).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -159,7 +160,15 @@ INSTALLED_APPS = [
     "keyhouse.auth",
     "keyhouse.api",
     "keyhouse.web",
+    "keyhouse.sso",
 ]
+# --- Single sign-on (docs/sso.md): python-social-auth's nonce/association tables ---
+if importlib.util.find_spec("social_django") is not None:
+    INSTALLED_APPS.append("social_django")
+SOCIAL_AUTH_OIDC_ENABLED_IDPS: dict[str, dict] = _v["SOCIAL_AUTH_OIDC_ENABLED_IDPS"]
+SOCIAL_AUTH_OIDC_FULL_NAME_VALIDATED: bool = _v["SOCIAL_AUTH_OIDC_FULL_NAME_VALIDATED"]
+SOCIAL_AUTH_TIMEOUT: float = _v["SOCIAL_AUTH_TIMEOUT"]
+# --- end Single sign-on ---
 
 MIDDLEWARE = [
     # --- ops (docs/deploy.md): request id first, so every log line has it; then metrics ---

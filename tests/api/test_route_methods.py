@@ -64,6 +64,12 @@ PAGES: dict[str, tuple[str, ...]] = {
     "accounts/login/": FORM,
     "accounts/logout/": FORM,
     "accounts/login/subdomain/<str:token>": ANY,  # Zulip's log_into_subdomain: any method
+    # SSO (web/sso.py): Zulip's start_social_login / social_django's complete: any method.
+    "accounts/login/social/<str:backend>": ANY,
+    "accounts/login/social/<str:backend>/<str:idp>": ANY,
+    "accounts/register/social/<str:backend>": ANY,
+    "accounts/register/social/<str:backend>/<str:idp>": ANY,
+    "complete/<str:backend>/": ANY,
     "account/api-key/": FORM,
     "account/api-key/zuliprc": ("POST",),
     "account/api-key/regenerate": ("POST",),

@@ -78,6 +78,32 @@ class NotStaff(SignInRefused):
     code = "NOT_STAFF"
 
 
+# --- Single sign-on: the IdP answered, but keyhouse says no (docs/sso.md) --------
+
+
+class EmailNotVerified(SignInRefused):
+    """The IdP does not vouch for the email (OIDC ``email_verified`` is not true)."""
+
+    code = "EMAIL_NOT_VERIFIED"
+
+
+class NoAccount(SignInRefused):
+    """A verified email the realm has no account for, and the IdP may not create one."""
+
+    code = "NO_ACCOUNT"
+
+
+class IdPFailed(SignInRefused):
+    """The IdP's side failed: denied, wrong state, bad token, unreachable; ``detail`` is shown."""
+
+    code = "IDP_ERROR"
+
+    def __init__(self, detail: str, code: str = "IDP_ERROR") -> None:
+        super().__init__(detail)
+        # The audit trail's reason says which failure (e.g. SSO_STATE_INVALID).
+        self.code = code  # type: ignore[misc]
+
+
 # --- Limits and the server's state ----------------------------------------------
 
 
@@ -126,6 +152,14 @@ DEV_FLAG_ORDER: tuple[tuple[str, type[SignInRefused]], ...] = (
     ("inactive_user", UserDeactivated),
     ("invalid_subdomain", WrongRealm),
 )
+# Single sign-on: the realm, then the user, then the other realm, then no account.
+SSO_FLAG_ORDER: tuple[tuple[str, type[SignInRefused]], ...] = (
+    ("inactive_realm", RealmDeactivated),
+    ("inactive_user", UserDeactivated),
+    ("invalid_subdomain", WrongRealm),
+    ("no_account", NoAccount),
+)
+
 # The admin's staff login: the audit trail tells why, the form says one thing.
 STAFF_FLAG_ORDER: tuple[tuple[str, type[SignInRefused]], ...] = (
     ("inactive_realm", RealmDeactivated),

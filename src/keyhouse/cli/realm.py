@@ -20,7 +20,7 @@ class Create(Command):
         parser.add_argument("--subdomain", required=True, help='"" for the root realm')
         parser.add_argument("--name", required=True)
         parser.add_argument(
-            "--auth-methods", default="email", help="comma-separated: email,ldap,dev"
+            "--auth-methods", default="email", help="comma-separated: email,ldap,dev,oidc"
         )
 
     def handle(self, args: argparse.Namespace) -> None:

@@ -13,6 +13,10 @@ from django.conf import settings
 
 from keyhouse.backend_choice import runnable_password_methods
 from keyhouse.realms.models import AUTH_METHODS, Realm
+from keyhouse.sso_config import parse_oidc_idps
+
+# server_settings' key → keyhouse's method name, where they differ.
+ZULIP_KEY_TO_METHOD: dict[str, str] = {"openid connect": "oidc"}
 
 # Zulip's AUTH_BACKEND_NAME_MAP order, lower-cased: the keys of
 # server_settings' authentication_methods after "password".
@@ -44,6 +48,8 @@ def server_configured_methods() -> set[str]:
     )
     if settings.DEV_MODE:
         configured.add("dev")
+    if parse_oidc_idps(settings.SOCIAL_AUTH_OIDC_ENABLED_IDPS):
+        configured.add("oidc")
     return configured
 
 
@@ -80,7 +86,8 @@ def authentication_methods_dict(realm: Realm | None) -> dict[str, bool]:
     """server_settings' deprecated ``authentication_methods`` object, in Zulip's key order."""
     result = {"password": password_auth_enabled(realm)}
     for key in ZULIP_AUTH_METHOD_KEYS:
-        result[key] = key in AUTH_METHODS and method_enabled(key, realm)
+        method = ZULIP_KEY_TO_METHOD.get(key, key)
+        result[key] = method in AUTH_METHODS and method_enabled(method, realm)
     return result
 
 

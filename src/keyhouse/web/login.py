@@ -11,6 +11,7 @@ and leaves exactly one audit entry. Plain HTML forms: no JavaScript needed.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -37,6 +38,7 @@ from keyhouse.realms.methods import (
     require_email_format_usernames,
 )
 from keyhouse.realms.models import Realm
+from keyhouse.sso.registry import external_method_dicts
 from keyhouse.users.models import User
 from keyhouse.web.app_flows import finish_desktop_flow, finish_mobile_flow
 from keyhouse.web.decorators import realm_deactivated, realm_page, session_user
@@ -104,8 +106,32 @@ class LoginPage:
     def app_flow(self) -> bool:
         return bool(self.mobile_flow_otp or self.desktop_flow_otp)
 
+    def sso_buttons(self) -> list[dict[str, str | None]]:
+        """One button per external method; the app flow's OTP and ``next`` travel along."""
+        query = urlencode(
+            {
+                k: v
+                for k, v in (
+                    ("mobile_flow_otp", self.mobile_flow_otp),
+                    ("desktop_flow_otp", self.desktop_flow_otp),
+                    ("next", self.next),
+                )
+                if v
+            }
+        )
+        return [
+            {
+                "name": m["name"],
+                "display_name": m["display_name"],
+                "display_icon": m["display_icon"],
+                "url": m["login_url"] + (f"?{query}" if query else ""),
+            }
+            for m in external_method_dicts(self.realm)
+        ]
+
     def render(self, status: int = 200, **extra: Any) -> HttpResponse:
         context = {
+            "sso_buttons": self.sso_buttons(),
             "realm": self.realm,
             "field": self.field,
             "username": self.username,

@@ -59,6 +59,21 @@ PAGE_MESSAGES: dict[type[refusals.SignInRefused], Row] = {
         429,
     ),
     refusals.HashingOverloaded: (lambda r, noun: OVERLOADED, 503),
+    refusals.EmailNotVerified: (
+        lambda r, noun: (
+            "Your identity provider has not verified your email address, so it cannot be"
+            " used to sign in. Verify it there, then try again."
+        ),
+        200,
+    ),
+    refusals.NoAccount: (
+        lambda r, noun: (
+            "There is no account for your email address in this organization."
+            " Ask its administrators for an invitation."
+        ),
+        200,
+    ),
+    refusals.IdPFailed: (lambda r, noun: r.detail, 200),
     refusals.DirectoryUnavailable: (lambda r, noun: DIRECTORY_DOWN, 503),
 }
 

@@ -7,6 +7,7 @@ from keyhouse.web import (
     app_flows,  # web core
     login,  # web core
     password_reset,  # web extras
+    sso,  # single sign-on (docs/sso.md)
 )
 
 urlpatterns: list = [
@@ -19,6 +20,14 @@ urlpatterns: list = [
         app_flows.log_into_subdomain,
         name="log_into_subdomain",
     ),
+    # --- single sign-on: Zulip's routes (web/sso.py) ---
+    path("accounts/login/social/<str:backend>", sso.login_social, name="login_social"),
+    path("accounts/login/social/<str:backend>/<str:idp>", sso.login_social, name="login_social"),
+    path("accounts/register/social/<str:backend>", sso.signup_social, name="signup_social"),
+    path(
+        "accounts/register/social/<str:backend>/<str:idp>", sso.signup_social, name="signup_social"
+    ),
+    path("complete/<str:backend>/", sso.social_complete, name="social_complete"),
     path("account/api-key/", api_key_page.api_key_page, name="api_key"),
     path("account/api-key/zuliprc", api_key_page.download_zuliprc, name="zuliprc"),
     path("account/api-key/regenerate", api_key_page.regenerate_key, name="regenerate_api_key"),

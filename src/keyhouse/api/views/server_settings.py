@@ -22,6 +22,7 @@ from keyhouse.realms.methods import (
 )
 from keyhouse.realms.models import Realm
 from keyhouse.realms.resolve import ROOT_SUBDOMAIN, base_url, get_subdomain, realm_for_request
+from keyhouse.sso.registry import external_method_dicts
 
 
 def realm_icon_url(realm: Realm) -> str:
@@ -64,5 +65,5 @@ def server_settings(request: HttpRequest) -> dict[str, Any]:
         result["realm_icon"] = realm_icon_url(realm)
         result["realm_description"] = rendered_description(realm)
     result["realm_web_public_access_enabled"] = False
-    result["external_authentication_methods"] = []
+    result["external_authentication_methods"] = external_method_dicts(realm)
     return result

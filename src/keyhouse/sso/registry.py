@@ -1,0 +1,105 @@
+"""The external sign-in methods: Zulip's ``ExternalAuthMethod`` list, in its order.
+
+A method registers once at import (``register``); ``external_method_dicts`` is
+server_settings' ``external_authentication_methods`` (Zulip's
+``get_external_method_dicts``): only methods the server has configured AND the
+realm enables, sorted by ``sort_order`` descending (stable, as Zulip's sort).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
+
+from keyhouse.realms.methods import method_enabled
+from keyhouse.realms.models import Realm
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest, HttpResponse
+
+
+class ExternalAuthMethodDict(TypedDict):
+    """Zulip's ExternalAuthMethodDictT, field for field and in its order."""
+
+    name: str
+    display_name: str
+    display_icon: str | None
+    login_url: str
+    signup_url: str
+
+
+@dataclass(frozen=True)
+class ExternalIdentity:
+    """What an IdP vouched for, handed from a method to the sign-in pipeline."""
+
+    email: str
+    email_verified: bool
+    full_name: str
+    audit_method: str  # e.g. "oidc", "oidc:<idp>", "saml:<idp>"
+    auto_signup: bool
+    full_name_validated: bool = False
+
+
+class IdPFailure(Exception):
+    """The IdP's side failed (denied, bad state/token, unreachable): ``reason`` is shown."""
+
+    def __init__(self, reason: str, code: str = "IDP_ERROR", audit_method: str = "sso") -> None:
+        self.reason = reason
+        self.code = code
+        self.audit_method = audit_method
+        super().__init__(f"{code}: {reason}")
+
+
+class ExternalMethod(ABC):
+    """One backend (may expose several entries, e.g. one per IdP)."""
+
+    backend: str  # URL segment: /accounts/login/social/<backend>, /complete/<backend>/
+    realm_method: str  # name in Realm.authentication_methods, e.g. "oidc"
+    sort_order: int = 100  # Zulip's: higher is listed first
+
+    @abstractmethod
+    def dict_representation(self, realm: Realm | None) -> list[ExternalAuthMethodDict]: ...
+
+    @abstractmethod
+    def begin(
+        self, request: HttpRequest, realm: Realm, idp: str | None, relay: dict[str, str]
+    ) -> HttpResponse:
+        """Redirect to the IdP; ``relay`` (OTPs, next, is_signup) is kept server-side."""
+
+    @abstractmethod
+    def complete(self, request: HttpRequest) -> tuple[ExternalIdentity, dict[str, str]]:
+        """The identity and the relayed params, or ``IdPFailure``."""
+
+    def enabled(self, realm: Realm | None) -> bool:
+        return method_enabled(self.realm_method, realm)
+
+
+_METHODS: list[ExternalMethod] = []
+
+
+def register(method: ExternalMethod) -> ExternalMethod:
+    _METHODS.append(method)
+    _METHODS.sort(key=lambda m: m.sort_order, reverse=True)
+    return method
+
+
+def method_for(backend: str) -> ExternalMethod | None:
+    return next((m for m in _METHODS if m.backend == backend), None)
+
+
+def external_method_dicts(realm: Realm | None) -> list[ExternalAuthMethodDict]:
+    result: list[ExternalAuthMethodDict] = []
+    for method in _METHODS:
+        if method.enabled(realm):
+            result.extend(method.dict_representation(realm))
+    return result
+
+
+def load_methods() -> None:
+    """Import the method modules that can run here (python-social-auth installed)."""
+    try:
+        import social_core  # noqa: F401
+    except ImportError:
+        return
+    from keyhouse.sso import oidc  # noqa: F401  (registers itself)
