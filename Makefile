@@ -43,7 +43,11 @@ services:
 # The whole suite twice: on SQLite, then on PostgreSQL + Redis. pytest-django makes
 # and drops test_keyhouse_test_<pid>, so simultaneous runs never share a database;
 # the Redis db (12) is flushed before each test, so such runs take turns (flock).
-test: $(VENV)/.installed-ldap $(CLIENTS_VENV)/.installed services
+# The real OpenID provider the SSO tests start (npm oidc-provider, pinned by its lock file).
+tests/oidc/node_modules/.package-lock.json: tests/oidc/package-lock.json
+	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
+
+test: $(VENV)/.installed-ldap $(CLIENTS_VENV)/.installed services tests/oidc/node_modules/.package-lock.json
 	$(BIN)/pytest
 	KEYHOUSE_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/keyhouse_test_$$$$ \
 	KEYHOUSE_REDIS_URL=redis://127.0.0.1:6379/12 \

@@ -112,7 +112,9 @@ def test_no_upward_import() -> None:
 
 
 def test_type_checking_imports_are_not_dependencies() -> None:
-    source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from keyhouse.auth import x\n"
+    source = (
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from keyhouse.auth import x\n"
+    )
     assert imports_in(source, "keyhouse.request_notes") == set()
     assert imports_in("from keyhouse.auth import x\n", "keyhouse.request_notes") == {
         "keyhouse.auth"
