@@ -27,6 +27,9 @@ LAYERS: dict[str, int] = {
     "realms": 1,
     "users": 2,
     "auth": 3,
+    # Single sign-on verifies an IdP's answer beside auth's backends, raising auth's
+    # refusals; web's views hand its identity to auth.pipeline.
+    "sso": 3,
     "api": 4,
     # web answers in Zulip's wire format through api/errors.py (design.md: one
     # hierarchy, mapped in one place), so it sits just right of api; api never imports web.

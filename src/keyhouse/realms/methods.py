@@ -44,6 +44,8 @@ def server_configured_methods() -> set[str]:
     )
     if settings.DEV_MODE:
         configured.add("dev")
+    if settings.SOCIAL_AUTH_SAML_SP_ENTITY_ID and settings.SOCIAL_AUTH_SAML_ENABLED_IDPS:
+        configured.add("saml")
     return configured
 
 

@@ -7,6 +7,7 @@ from keyhouse.web import (
     app_flows,  # web core
     login,  # web core
     password_reset,  # web extras
+    saml,  # single sign-on: SAML (docs/sso.md)
 )
 
 urlpatterns: list = [
@@ -19,6 +20,10 @@ urlpatterns: list = [
         app_flows.log_into_subdomain,
         name="log_into_subdomain",
     ),
+    # --- SAML (single sign-on; docs/sso.md) ---
+    path("saml/metadata.xml", saml.saml_metadata, name="saml_metadata"),
+    path("accounts/login/social/saml/<str:idp_name>", saml.saml_login, name="login_saml"),
+    path("complete/saml/", saml.saml_acs, name="saml_acs"),
     path("account/api-key/", api_key_page.api_key_page, name="api_key"),
     path("account/api-key/zuliprc", api_key_page.download_zuliprc, name="zuliprc"),
     path("account/api-key/regenerate", api_key_page.regenerate_key, name="regenerate_api_key"),
