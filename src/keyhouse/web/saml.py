@@ -21,7 +21,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_http_methods, require_safe
 
 from keyhouse.api.errors import JsonableError
 from keyhouse.api.responses import json_error
@@ -62,7 +62,7 @@ def refused_page(request: HttpRequest, realm: Realm, refusal: SignInRefused) -> 
 
 
 @never_cache
-@require_GET
+@require_safe
 def saml_metadata(request: HttpRequest) -> HttpResponse:
     """The SP metadata (entity ID, ACS and SLO URLs, certificate) for this host."""
     if not settings.SOCIAL_AUTH_SAML_SP_ENTITY_ID:
@@ -80,7 +80,7 @@ def _idp_for(realm: Realm, name: str) -> IdP | None:
 
 
 @never_cache
-@require_GET
+@require_safe
 @realm_page
 def saml_login(request: HttpRequest, realm: Realm, idp_name: str) -> HttpResponse:
     """SP-initiated start; the OTPs are checked as the login page checks them."""
@@ -102,6 +102,7 @@ def saml_login(request: HttpRequest, realm: Realm, idp_name: str) -> HttpRespons
 
 @csrf_exempt  # the IdP's cross-site POST: its signature, not a cookie, is the proof
 @never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
 def saml_acs(request: HttpRequest) -> HttpResponse:
     host_realm = realm_for_request(request)
     if host_realm is None:
