@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 # them), so only `make test` needs them and `make serve` does not.
 $(VENV)/.installed-ldap: $(VENV)/.installed
 	bash .ci/ensure-services.sh
-	$(BIN)/pip install --quiet -e '.[dev,redis,ldap,postgres,sso]'
+	$(BIN)/pip install --quiet -e '.[dev,redis,ldap,postgres,sso,saml]'
 	touch $@
 
 # The demo runs in development mode: /api/v1/dev_fetch_api_key and dev_list_users

@@ -104,3 +104,8 @@ echo "ensure-services: slapd and the LDAP headers are installed"
 [ -x /usr/bin/chromium ] || { echo "ensure-services: /usr/bin/chromium is missing" >&2; exit 1; }
 echo "ensure-services: Chromium is installed (/usr/bin/chromium)"
 # --- end Chromium ---
+
+# --- SAML: tests/saml_idp.py's pysaml2 IdP signs with Debian's xmlsec1 CLI ---
+have xmlsec1 || apt_install xmlsec1
+have xmlsec1 || { echo "ensure-services: xmlsec1 is missing" >&2; exit 1; }
+echo "ensure-services: xmlsec1 is installed ($(xmlsec1 --version))"

@@ -44,7 +44,7 @@ def test_realm_lifecycle(cli) -> None:  # type: ignore[no-untyped-def]
         (("realm", "create", "--subdomain", "", "--name", "Again"), "already exists"),
         (("realm", "create", "--subdomain", "Bad_Sub!", "--name", "X"), "invalid subdomain"),
         (
-            ("realm", "create", "--subdomain", "x", "--name", "X", "--auth-methods", "saml"),
+            ("realm", "create", "--subdomain", "x", "--name", "X", "--auth-methods", "kerberos"),
             "unknown authentication method",
         ),
         (("realm", "deactivate", "--subdomain", "missing"), "no realm"),

@@ -27,10 +27,11 @@ LAYERS: dict[str, int] = {
     "realms": 1,
     "users": 2,
     "auth": 3,
+    # Single sign-on verifies an IdP's answer beside auth's backends, raising auth's
+    # refusals; server_settings (api) lists its methods, web's views hand its identity
+    # to auth.pipeline. It uses only realms, users and auth.
+    "sso": 3,
     "api": 4,
-    # Single sign-on's methods and state: server_settings (api) lists them, web/sso.py
-    # runs their flows; they use only realms, users and auth.
-    "sso": 4,
     # web answers in Zulip's wire format through api/errors.py (design.md: one
     # hierarchy, mapped in one place), so it sits just right of api; api never imports web.
     "web": 5,

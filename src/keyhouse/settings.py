@@ -161,6 +161,7 @@ INSTALLED_APPS = [
     "keyhouse.api",
     "keyhouse.web",
     "keyhouse.sso",
+    "keyhouse.sso.saml",  # outstanding AuthnRequests (docs/sso.md, "SAML")
 ]
 # --- Single sign-on (docs/sso.md): python-social-auth's nonce/association tables ---
 if importlib.util.find_spec("social_django") is not None:
@@ -385,3 +386,14 @@ SEND_LOGIN_EMAILS: bool = _v["SEND_LOGIN_EMAILS"]
 SECURE_COOKIES: bool = _v["SECURE_COOKIES"]
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
 # --- end Web sign-in -------------------------------------------------------------
+
+# --- SAML 2.0 (docs/sso.md, "SAML"; read by keyhouse/sso/saml/config.py) ---------
+SOCIAL_AUTH_SAML_SP_ENTITY_ID: str = _v["SOCIAL_AUTH_SAML_SP_ENTITY_ID"]
+SOCIAL_AUTH_SAML_SP_PUBLIC_CERT: str = _v["SOCIAL_AUTH_SAML_SP_PUBLIC_CERT"]
+SOCIAL_AUTH_SAML_SP_PRIVATE_KEY: str = _v["SOCIAL_AUTH_SAML_SP_PRIVATE_KEY"]
+SOCIAL_AUTH_SAML_SP_PRIVATE_KEY_FILE: str | None = _v["SOCIAL_AUTH_SAML_SP_PRIVATE_KEY_FILE"]
+SOCIAL_AUTH_SAML_ORG_INFO: dict[str, Any] = _v["SOCIAL_AUTH_SAML_ORG_INFO"]
+SOCIAL_AUTH_SAML_TECHNICAL_CONTACT: dict[str, str] = _v["SOCIAL_AUTH_SAML_TECHNICAL_CONTACT"]
+SOCIAL_AUTH_SAML_SUPPORT_CONTACT: dict[str, str] = _v["SOCIAL_AUTH_SAML_SUPPORT_CONTACT"]
+SOCIAL_AUTH_SAML_ENABLED_IDPS: dict[str, dict[str, Any]] = _v["SOCIAL_AUTH_SAML_ENABLED_IDPS"]
+# --- end SAML ---------------------------------------------------------------------

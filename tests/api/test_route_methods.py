@@ -77,6 +77,9 @@ PAGES: dict[str, tuple[str, ...]] = {
     "accounts/password/reset/done/": SAFE,
     "accounts/password/reset/<uidb64>/<token>/": FORM,
     "accounts/password/done/": SAFE,
+    "saml/metadata.xml": SAFE,
+    "accounts/login/social/saml/<str:idp_name>": SAFE,
+    "complete/saml/": FORM,  # POST SAMLResponse (sign-in), GET SAMLRequest (logout)
     "health": SAFE,
     "ready": SAFE,
     "metrics": SAFE,

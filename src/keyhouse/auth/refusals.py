@@ -137,6 +137,56 @@ class DirectoryUnavailable(SignInRefused):
     server_fault = True
 
 
+# --- Single sign-on: the identity provider's answer, or what we make of it ----------
+
+
+class SSORefused(SignInRefused):
+    """An SSO sign-in refused; ``detail`` is the reason, for the audit trail and the logs.
+
+    Never the IdP's raw message in a page: the page shows the subclass's wording.
+    """
+
+    code = "SSO_FAILED"
+
+
+class SSOMethodDisabled(SSORefused):
+    """The realm does not enable this method, or this IdP is not for this realm."""
+
+    code = "SSO_METHOD_DISABLED"
+
+
+class SSOInvalidResponse(SSORefused):
+    """The IdP's message failed a check: signature, audience, destination, issuer…"""
+
+    code = "SSO_INVALID_RESPONSE"
+
+
+class SSOSignatureInvalid(SSOInvalidResponse):
+    code = "SSO_BAD_SIGNATURE"
+
+
+class SSOAudienceMismatch(SSOInvalidResponse):
+    code = "SSO_WRONG_AUDIENCE"
+
+
+class SSOExpired(SSOInvalidResponse):
+    """The assertion is outside its validity window (or our clock is off)."""
+
+    code = "SSO_EXPIRED"
+
+
+class SSOUnsolicited(SSOInvalidResponse):
+    """A response to no request we have outstanding: replayed, forged, or too late."""
+
+    code = "SSO_UNSOLICITED"
+
+
+class SSONoEmail(SSORefused):
+    """The IdP vouched for someone but sent no usable email to match an account by."""
+
+    code = "SSO_NO_EMAIL"
+
+
 # Backend ``return_data`` flags → refusal, in Zulip's fetch_api_key order (§1.6);
 # the first flag set wins, and no flag at all is a wrong password.
 PASSWORD_FLAG_ORDER: tuple[tuple[str, type[SignInRefused]], ...] = (
@@ -152,7 +202,8 @@ DEV_FLAG_ORDER: tuple[tuple[str, type[SignInRefused]], ...] = (
     ("inactive_user", UserDeactivated),
     ("invalid_subdomain", WrongRealm),
 )
-# Single sign-on: the realm, then the user, then the other realm, then no account.
+# Single sign-on (OIDC and SAML): the realm, then the user, then the other realm,
+# then no account.
 SSO_FLAG_ORDER: tuple[tuple[str, type[SignInRefused]], ...] = (
     ("inactive_realm", RealmDeactivated),
     ("inactive_user", UserDeactivated),

@@ -50,6 +50,8 @@ def server_configured_methods() -> set[str]:
         configured.add("dev")
     if parse_oidc_idps(settings.SOCIAL_AUTH_OIDC_ENABLED_IDPS):
         configured.add("oidc")
+    if settings.SOCIAL_AUTH_SAML_SP_ENTITY_ID and settings.SOCIAL_AUTH_SAML_ENABLED_IDPS:
+        configured.add("saml")
     return configured
 
 

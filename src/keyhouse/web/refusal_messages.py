@@ -75,6 +75,38 @@ PAGE_MESSAGES: dict[type[refusals.SignInRefused], Row] = {
     ),
     refusals.IdPFailed: (lambda r, noun: r.detail, 200),
     refusals.DirectoryUnavailable: (lambda r, noun: DIRECTORY_DOWN, 503),
+    # Single sign-on: the page says what went wrong in the user's words; the audit
+    # entry and the log keep the precise reason (the refusal's code and detail).
+    refusals.SSORefused: (lambda r, noun: "Sign-in with your identity provider failed.", 400),
+    refusals.SSOMethodDisabled: (
+        lambda r, noun: "This sign-in method is not enabled for this organization.",
+        403,
+    ),
+    refusals.SSOInvalidResponse: (
+        lambda r, noun: (
+            "The identity provider's answer could not be verified, so you were not signed in."
+            " Try again; if it keeps happening, tell your administrator."
+        ),
+        400,
+    ),
+    refusals.SSOExpired: (
+        lambda r, noun: (
+            "The identity provider's answer has expired. Sign in again"
+            " (if it keeps happening, a server clock may be wrong)."
+        ),
+        400,
+    ),
+    refusals.SSOUnsolicited: (
+        lambda r, noun: (
+            "This sign-in answer does not match a sign-in started here, or was already used."
+            " Start again from the login page."
+        ),
+        400,
+    ),
+    refusals.SSONoEmail: (
+        lambda r, noun: "The identity provider did not tell us your email address.",
+        400,
+    ),
 }
 
 

@@ -7,6 +7,7 @@ from keyhouse.web import (
     app_flows,  # web core
     login,  # web core
     password_reset,  # web extras
+    saml,  # single sign-on: SAML (docs/sso.md)
     sso,  # single sign-on (docs/sso.md)
 )
 
@@ -20,6 +21,10 @@ urlpatterns: list = [
         app_flows.log_into_subdomain,
         name="log_into_subdomain",
     ),
+    # --- SAML (single sign-on; docs/sso.md) ---
+    path("saml/metadata.xml", saml.saml_metadata, name="saml_metadata"),
+    path("accounts/login/social/saml/<str:idp_name>", saml.saml_login, name="login_saml"),
+    path("complete/saml/", saml.saml_acs, name="saml_acs"),
     # --- single sign-on: Zulip's routes (web/sso.py) ---
     path("accounts/login/social/<str:backend>", sso.login_social, name="login_social"),
     path("accounts/login/social/<str:backend>/<str:idp>", sso.login_social, name="login_social"),

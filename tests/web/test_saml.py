@@ -1,0 +1,349 @@
+"""SAML sign-in against a real pysaml2 IdP (tests/saml_idp.py) on 127.0.0.1.
+
+The browser is Django's test client; the IdP is reached over HTTP; every message
+is signed and checked with real keys made at test time.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.contrib.sessions.models import Session
+from django.test import Client as DjangoClient
+from pytest_django.fixtures import Settings
+
+from keyhouse.auth.models import LoginAttempt
+from keyhouse.realms.models import Realm
+from keyhouse.sso.saml.models import OutstandingRequest
+from keyhouse.users.actions import create_user
+from keyhouse.users.models import User
+from tests.saml_idp import (
+    OTHER_SP,
+    SAMLIdP,
+    form_fields,
+    make_key_and_cert,
+    path_and_query,
+    tamper,
+)
+
+HOST = "example.org"  # python3-saml refuses URLs on a dotless host such as "testserver"
+# The IdP signs with Debian's xmlsec1, which .ci/ensure-services.sh installs.
+pytestmark = pytest.mark.services
+
+SP_ENTITY_ID = f"http://{HOST}/saml/metadata.xml"
+ACS = f"http://{HOST}/complete/saml/"
+
+
+def Client(**defaults: Any) -> DjangoClient:  # noqa: N802  (reads as the class it wraps)
+    """A browser on the root realm's host, unless told another."""
+    defaults.setdefault("HTTP_HOST", HOST)
+    return DjangoClient(**defaults)
+
+
+@pytest.fixture(scope="module")
+def idp() -> Iterator[SAMLIdP]:
+    server = SAMLIdP("one")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def idp2() -> Iterator[SAMLIdP]:
+    server = SAMLIdP("two")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def sp_keys() -> tuple[str, str]:
+    return make_key_and_cert("keyhouse test SP")
+
+
+@pytest.fixture
+def saml(settings: Settings, idp: SAMLIdP, sp_keys: tuple[str, str], db: None) -> SAMLIdP:
+    key, cert = sp_keys
+    settings.SOCIAL_AUTH_SAML_SP_ENTITY_ID = SP_ENTITY_ID
+    settings.SOCIAL_AUTH_SAML_SP_PUBLIC_CERT = cert
+    settings.SOCIAL_AUTH_SAML_SP_PRIVATE_KEY = key
+    settings.SOCIAL_AUTH_SAML_ORG_INFO = {
+        "en-US": {"name": "keyhouse", "displayname": "keyhouse tests", "url": f"http://{HOST}"}
+    }
+    settings.SOCIAL_AUTH_SAML_TECHNICAL_CONTACT = {
+        "givenName": "Tech",
+        "emailAddress": "tech@example.com",
+    }
+    settings.SOCIAL_AUTH_SAML_SUPPORT_CONTACT = {
+        "givenName": "Support",
+        "emailAddress": "support@example.com",
+    }
+    settings.SOCIAL_AUTH_SAML_ENABLED_IDPS = {"one": idp.sp_config()}
+    idp.reset()
+    idp.user.email = "alice@example.com"
+    idp.load_sp_metadata(Client().get("/saml/metadata.xml").content.decode())
+    return idp
+
+
+@pytest.fixture
+def saml_realm(db: None) -> Realm:
+    return Realm.objects.create(subdomain="", name="Test Org", authentication_methods=["saml"])
+
+
+@pytest.fixture
+def alice(saml_realm: Realm) -> User:
+    return create_user(saml_realm, "alice@example.com", "Alice Liddell")
+
+
+def at_idp(client: DjangoClient, start: str) -> dict[str, str]:
+    """Start at keyhouse, follow the redirect to the real IdP, return its POST form."""
+    response = client.get(start)
+    assert response.status_code == 302, response.content[:500]
+    location = response["Location"]
+    assert "/sso?SAMLRequest=" in location
+    with urllib.request.urlopen(location, timeout=10) as answer:  # the real IdP, over HTTP
+        return form_fields(answer.read().decode())
+
+
+def post_to_acs(client: DjangoClient, form: dict[str, str]) -> Any:
+    data = {k: v for k, v in form.items() if k != "__action__"}
+    return client.post("/complete/saml/", data)
+
+
+def last_attempt() -> LoginAttempt:
+    return LoginAttempt.objects.order_by("-id").first()  # type: ignore[return-value]
+
+
+# --- metadata ----------------------------------------------------------------------
+
+
+def test_metadata_names_entity_acs_and_contacts(saml: SAMLIdP) -> None:
+    response = Client().get("/saml/metadata.xml")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/samlmetadata+xml")
+    body = response.content.decode()
+    assert f'entityID="{SP_ENTITY_ID}"' in body
+    assert f'Location="{ACS}"' in body
+    assert "tech@example.com" in body and "support@example.com" in body
+    assert "X509Certificate" in body
+
+
+def test_metadata_without_saml_is_404(db: None) -> None:
+    assert Client().get("/saml/metadata.xml").status_code == 404
+
+
+# --- SP-initiated ------------------------------------------------------------------
+
+
+def test_sp_initiated_sign_in_ends_in_a_session(saml: SAMLIdP, alice: User) -> None:
+    client = Client()
+    form = at_idp(client, "/accounts/login/social/saml/one?next=/account/api-key/")
+    assert form["__action__"] == ACS
+    assert set(json.loads(form["RelayState"])) == {"state_token"}  # nothing else leaves us
+    response = post_to_acs(client, form)
+    assert response.status_code == 302 and response["Location"] == "/account/api-key/"
+    assert client.session["_auth_user_id"] == str(alice.pk)
+    attempt = last_attempt()
+    assert (attempt.method, attempt.outcome, attempt.user_id) == ("saml:one", "success", alice.pk)
+    assert not OutstandingRequest.objects.exists()  # consumed
+
+
+def test_replayed_response_is_refused(saml: SAMLIdP, alice: User) -> None:
+    form = at_idp(Client(), "/accounts/login/social/saml/one")
+    assert post_to_acs(Client(), form).status_code == 302
+    again = post_to_acs(Client(), form)
+    assert again.status_code == 400 and b"already used" in again.content
+    assert (last_attempt().reason, last_attempt().method) == ("SSO_UNSOLICITED", "saml:one")
+
+
+def test_unknown_user_is_refused_with_a_page(saml: SAMLIdP, saml_realm: Realm) -> None:
+    response = post_to_acs(Client(), at_idp(Client(), "/accounts/login/social/saml/one"))
+    assert response.status_code == 200 and b"no account for your email" in response.content
+    assert last_attempt().reason == "NO_ACCOUNT"
+    assert not User.objects.exists()
+
+
+def test_auto_signup_creates_the_account(
+    saml: SAMLIdP, saml_realm: Realm, settings: Settings
+) -> None:
+    settings.SOCIAL_AUTH_SAML_ENABLED_IDPS = {"one": saml.sp_config(auto_signup=True)}
+    response = post_to_acs(Client(), at_idp(Client(), "/accounts/login/social/saml/one"))
+    assert response.status_code == 302
+    assert User.objects.get().full_name == "Alice Liddell"
+
+
+def test_deactivated_user_is_refused(saml: SAMLIdP, alice: User) -> None:
+    alice.is_active = False
+    alice.save()
+    response = post_to_acs(Client(), at_idp(Client(), "/accounts/login/social/saml/one"))
+    assert b"deactivated" in response.content and last_attempt().reason == "USER_DEACTIVATED"
+
+
+def test_realm_without_saml_refuses_to_start(saml: SAMLIdP, realm: Realm) -> None:
+    response = Client().get("/accounts/login/social/saml/one")
+    assert response.status_code == 403 and b"not enabled" in response.content
+
+
+def test_bad_otp_is_zulips_json_error(saml: SAMLIdP, alice: User) -> None:
+    response = Client().get("/accounts/login/social/saml/one?mobile_flow_otp=123")
+    assert response.status_code == 400 and response.json()["result"] == "error"
+
+
+def test_mobile_flow_ends_in_the_zulip_redirect(saml: SAMLIdP, alice: User) -> None:
+    from keyhouse.web.otp import otp_decrypt_api_key
+
+    otp = "ab" * 32
+    form = at_idp(Client(), f"/accounts/login/social/saml/one?mobile_flow_otp={otp}")
+    assert otp not in json.dumps(form)  # the OTP never travels through the IdP
+    browser = Client()
+    response = post_to_acs(browser, form)
+    assert response.status_code == 302 and response["Location"].startswith("zulip://login?")
+    from urllib.parse import parse_qs, urlparse
+
+    query = parse_qs(urlparse(response["Location"]).query)
+    alice.refresh_from_db()
+    assert otp_decrypt_api_key(query["otp_encrypted_api_key"][0], otp) == alice.api_key
+    assert "_auth_user_id" not in browser.session  # no web session for the app's flow
+    # The OTP does not leak into a later web sign-in in the same browser (zulip#13560).
+    later = post_to_acs(browser, at_idp(browser, "/accounts/login/social/saml/one"))
+    assert later.status_code == 302 and not later["Location"].startswith("zulip://")
+
+
+# --- what a broken or hostile IdP sends ---------------------------------------------
+
+
+def _refused(response: Any, code: str, text: bytes) -> None:
+    assert response.status_code == 400, response.content[:300]
+    assert text in response.content
+    attempt = last_attempt()
+    assert (attempt.outcome, attempt.reason, attempt.method) == ("failure", code, "saml:one")
+
+
+def test_tampered_response_fails_its_signature(saml: SAMLIdP, alice: User) -> None:
+    create_user(alice.realm, "mallory@example.com", "Mallory")
+    form = at_idp(Client(), "/accounts/login/social/saml/one")
+    form["SAMLResponse"] = tamper(form["SAMLResponse"], "alice@example.com", "mallory@example.com")
+    _refused(post_to_acs(Client(), form), "SSO_BAD_SIGNATURE", b"could not be verified")
+
+
+def test_unsigned_response_is_refused(saml: SAMLIdP, alice: User) -> None:
+    saml.sign = False
+    form = at_idp(Client(), "/accounts/login/social/saml/one")
+    _refused(post_to_acs(Client(), form), "SSO_BAD_SIGNATURE", b"could not be verified")
+
+
+def test_wrong_audience_is_refused(saml: SAMLIdP, alice: User) -> None:
+    saml.audience = OTHER_SP
+    form = at_idp(Client(), "/accounts/login/social/saml/one")
+    _refused(post_to_acs(Client(), form), "SSO_WRONG_AUDIENCE", b"could not be verified")
+
+
+def test_expired_assertion_is_refused(saml: SAMLIdP, alice: User) -> None:
+    saml.lifetime_minutes = -30  # beyond python3-saml's allowed clock drift
+    form = at_idp(Client(), "/accounts/login/social/saml/one")
+    response = post_to_acs(Client(), form)
+    assert response.status_code == 400 and b"expired" in response.content
+    assert last_attempt().reason == "SSO_EXPIRED"
+
+
+def test_response_to_another_request_is_refused(saml: SAMLIdP, alice: User) -> None:
+    saml.in_response_to = "id-we-never-sent"
+    form = at_idp(Client(), "/accounts/login/social/saml/one")
+    _refused(post_to_acs(Client(), form), "SSO_UNSOLICITED", b"does not match")
+
+
+def test_garbage_is_a_page_not_a_500(saml: SAMLIdP, alice: User) -> None:
+    for body in ({"SAMLResponse": "%%%"}, {"SAMLResponse": "PGZvby8+"}, {}):
+        response = Client().post("/complete/saml/", body)
+        assert response.status_code == 400, body
+
+
+# --- IdP-initiated ------------------------------------------------------------------
+
+
+def test_idp_initiated_sign_in(saml: SAMLIdP, alice: User) -> None:
+    client = Client()
+    form = saml.unsolicited(ACS, SP_ENTITY_ID, json.dumps({"subdomain": ""}))
+    response = post_to_acs(client, form)
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(alice.pk)
+    assert last_attempt().method == "saml:one"
+    # The same unsolicited response, posted again, is a replay.
+    assert post_to_acs(Client(), form).status_code == 400
+    assert last_attempt().reason == "SSO_UNSOLICITED"
+
+
+# --- two IdPs, limit_to_subdomains --------------------------------------------------
+
+
+def test_limit_to_subdomains(
+    saml: SAMLIdP, idp2: SAMLIdP, settings: Settings, external_host: str
+) -> None:
+    root = Realm.objects.create(subdomain="", name="Root", authentication_methods=["saml"])
+    other = Realm.objects.create(subdomain="other", name="Other", authentication_methods=["saml"])
+    create_user(root, "alice@example.com", "Alice")
+    create_user(other, "alice@example.com", "Alice")
+    settings.SOCIAL_AUTH_SAML_ENABLED_IDPS = {
+        "one": saml.sp_config(limit_to_subdomains=[""]),
+        "two": idp2.sp_config(limit_to_subdomains=["other"]),
+    }
+    idp2.reset()
+    idp2.user.email = "alice@example.com"
+    idp2.load_sp_metadata(Client().get("/saml/metadata.xml").content.decode())
+    other_host = {"HTTP_HOST": "other.example.org"}
+    # IdP two is not offered at the root, nor IdP one at "other".
+    assert Client().get("/accounts/login/social/saml/two").status_code == 403
+    assert Client().get("/accounts/login/social/saml/one", **other_host).status_code == 403
+    # IdP two signs users in to "other".
+    client = Client(**other_host)
+    response = client.get("/accounts/login/social/saml/two")
+    assert response.status_code == 302
+    with urllib.request.urlopen(response["Location"], timeout=10) as answer:
+        form = form_fields(answer.read().decode())
+    assert form["__action__"] == "http://other.example.org/complete/saml/"
+    assert client.post(path_and_query(form.pop("__action__")), form).status_code == 302
+    # An unsolicited response from IdP one naming "other" is refused.
+    bad = saml.unsolicited(
+        "http://other.example.org/complete/saml/", SP_ENTITY_ID, json.dumps({"subdomain": "other"})
+    )
+    bad.pop("__action__")
+    refused = Client(**other_host).post("/complete/saml/", bad)
+    assert refused.status_code == 403
+    assert (last_attempt().reason, last_attempt().method) == ("SSO_METHOD_DISABLED", "saml:one")
+
+
+# --- IdP-initiated logout -----------------------------------------------------------
+
+
+def _signed_in(saml: SAMLIdP) -> DjangoClient:
+    client = Client()
+    assert post_to_acs(client, at_idp(client, "/accounts/login/social/saml/one")).status_code == 302
+    return client
+
+
+def test_signed_logout_request_ends_sessions_and_rotates_the_key(
+    saml: SAMLIdP, alice: User
+) -> None:
+    client = _signed_in(saml)
+    old_key = alice.api_key
+    url = saml.logout_request_url(ACS, SP_ENTITY_ID, "alice@example.com", signed=True)
+    response = Client().get(path_and_query(url))
+    assert response.status_code == 302
+    assert response["Location"].startswith(saml.slo_url) and "SAMLResponse=" in response["Location"]
+    assert not Session.objects.exists()
+    alice.refresh_from_db()
+    assert alice.api_key != old_key
+    assert "_auth_user_id" not in client.session
+
+
+def test_unsigned_logout_request_is_refused(saml: SAMLIdP, alice: User) -> None:
+    _signed_in(saml)
+    old_key = alice.api_key
+    url = saml.logout_request_url(ACS, SP_ENTITY_ID, "alice@example.com", signed=False)
+    response = Client().get(path_and_query(url))
+    assert response.status_code == 400
+    assert Session.objects.exists()
+    alice.refresh_from_db()
+    assert alice.api_key == old_key
