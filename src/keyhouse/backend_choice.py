@@ -29,6 +29,25 @@ def ldap_installed() -> bool:
     return True
 
 
+def _importable(*modules: str) -> bool:
+    try:
+        for module in modules:
+            importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def social_auth_installed() -> bool:
+    """python-social-auth (the ``keyhouse[sso]`` extra): OpenID Connect and social logins."""
+    return _importable("social_core", "social_django")
+
+
+def saml_installed() -> bool:
+    """python3-saml and xmlsec (the ``keyhouse[saml]`` extra)."""
+    return _importable("onelogin.saml2", "xmlsec")
+
+
 def runnable_password_methods(order: Iterable[str], ldap_server_uri: str) -> list[str]:
     """The password methods that can run, in the configured order."""
     runnable = []

@@ -347,3 +347,28 @@ def test_unsigned_logout_request_is_refused(saml: SAMLIdP, alice: User) -> None:
     assert Session.objects.exists()
     alice.refresh_from_db()
     assert alice.api_key == old_key
+
+
+def test_server_settings_and_login_page_list_each_idp_as_zulip(
+    saml: SAMLIdP, saml_realm: Realm, settings: Settings
+) -> None:
+    """Zulip's SAMLAuthBackend.dict_representation: ``saml:<idp>``, first in the list."""
+    settings.SOCIAL_AUTH_SAML_ENABLED_IDPS = {
+        "one": {**saml.sp_config(), "display_name": "Corp SSO", "display_icon": "/corp.png"},
+    }
+    body = Client().get("/api/v1/server_settings").json()
+    assert body["authentication_methods"]["saml"] is True
+    assert body["external_authentication_methods"][0] == {
+        "name": "saml:one",
+        "display_name": "Corp SSO",
+        "display_icon": "/corp.png",
+        "login_url": "/accounts/login/social/saml/one",
+        "signup_url": "/accounts/register/social/saml/one",
+    }
+    page = Client().get("/login/").content.decode()
+    assert "/accounts/login/social/saml/one" in page and "Corp SSO" in page
+    saml_realm.authentication_methods = ["email"]
+    saml_realm.save()
+    body = Client().get("/api/v1/server_settings").json()
+    assert body["authentication_methods"]["saml"] is False
+    assert body["external_authentication_methods"] == []

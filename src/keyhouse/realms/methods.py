@@ -11,12 +11,16 @@ from collections.abc import Iterable
 
 from django.conf import settings
 
-from keyhouse.backend_choice import runnable_password_methods
+from keyhouse.backend_choice import (
+    runnable_password_methods,
+    saml_installed,
+    social_auth_installed,
+)
 from keyhouse.realms.models import AUTH_METHODS, Realm
 from keyhouse.sso_config import parse_oidc_idps
 
 # server_settings' key → keyhouse's method name, where they differ.
-ZULIP_KEY_TO_METHOD: dict[str, str] = {"openid connect": "oidc"}
+ZULIP_KEY_TO_METHOD: dict[str, str] = {"openid connect": "oidc", "saml": "saml"}
 
 # Zulip's AUTH_BACKEND_NAME_MAP order, lower-cased: the keys of
 # server_settings' authentication_methods after "password".
@@ -48,9 +52,13 @@ def server_configured_methods() -> set[str]:
     )
     if settings.DEV_MODE:
         configured.add("dev")
-    if parse_oidc_idps(settings.SOCIAL_AUTH_OIDC_ENABLED_IDPS):
+    if social_auth_installed() and parse_oidc_idps(settings.SOCIAL_AUTH_OIDC_ENABLED_IDPS):
         configured.add("oidc")
-    if settings.SOCIAL_AUTH_SAML_SP_ENTITY_ID and settings.SOCIAL_AUTH_SAML_ENABLED_IDPS:
+    if (
+        saml_installed()
+        and settings.SOCIAL_AUTH_SAML_SP_ENTITY_ID
+        and settings.SOCIAL_AUTH_SAML_ENABLED_IDPS
+    ):
         configured.add("saml")
     return configured
 

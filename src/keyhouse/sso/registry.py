@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, TypedDict, TypeVar
 
+from keyhouse.backend_choice import saml_installed, social_auth_installed
 from keyhouse.realms.methods import method_enabled
 from keyhouse.realms.models import Realm
 
@@ -51,15 +52,22 @@ class IdPFailure(Exception):
         super().__init__(f"{code}: {reason}")
 
 
-class ExternalMethod(ABC):
-    """One backend (may expose several entries, e.g. one per IdP)."""
+class ListedMethod(ABC):
+    """What server_settings and the login page list: one entry per IdP of a backend."""
 
-    backend: str  # URL segment: /accounts/login/social/<backend>, /complete/<backend>/
+    backend: str  # URL segment: /accounts/login/social/<backend>
     realm_method: str  # name in Realm.authentication_methods, e.g. "oidc"
     sort_order: int = 100  # Zulip's: higher is listed first
 
     @abstractmethod
     def dict_representation(self, realm: Realm | None) -> list[ExternalAuthMethodDict]: ...
+
+    def enabled(self, realm: Realm | None) -> bool:
+        return method_enabled(self.realm_method, realm)
+
+
+class ExternalMethod(ListedMethod):
+    """A backend whose flow web/sso.py runs (python-social-auth's begin and complete)."""
 
     @abstractmethod
     def begin(
@@ -71,21 +79,23 @@ class ExternalMethod(ABC):
     def complete(self, request: HttpRequest) -> tuple[ExternalIdentity, dict[str, str]]:
         """The identity and the relayed params, or ``IdPFailure``."""
 
-    def enabled(self, realm: Realm | None) -> bool:
-        return method_enabled(self.realm_method, realm)
+
+_METHODS: list[ListedMethod] = []
+
+M = TypeVar("M", bound=ListedMethod)
 
 
-_METHODS: list[ExternalMethod] = []
-
-
-def register(method: ExternalMethod) -> ExternalMethod:
+def register(method: M) -> M:
     _METHODS.append(method)
     _METHODS.sort(key=lambda m: m.sort_order, reverse=True)
     return method
 
 
 def method_for(backend: str) -> ExternalMethod | None:
-    return next((m for m in _METHODS if m.backend == backend), None)
+    """The backend whose flow web/sso.py runs (SAML has its own views, web/saml.py)."""
+    return next(
+        (m for m in _METHODS if isinstance(m, ExternalMethod) and m.backend == backend), None
+    )
 
 
 def external_method_dicts(realm: Realm | None) -> list[ExternalAuthMethodDict]:
@@ -97,9 +107,8 @@ def external_method_dicts(realm: Realm | None) -> list[ExternalAuthMethodDict]:
 
 
 def load_methods() -> None:
-    """Import the method modules that can run here (python-social-auth installed)."""
-    try:
-        import social_core  # noqa: F401
-    except ImportError:
-        return
-    from keyhouse.sso import oidc  # noqa: F401  (registers itself)
+    """Import the method modules that can run here (their libraries installed)."""
+    if social_auth_installed():
+        from keyhouse.sso import oidc  # noqa: F401  (registers itself)
+    if saml_installed():
+        from keyhouse.sso.saml import listing  # noqa: F401  (registers itself)

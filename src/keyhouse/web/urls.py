@@ -2,14 +2,27 @@
 
 from django.urls import path  # noqa: F401
 
+from keyhouse.backend_choice import saml_installed
 from keyhouse.web import (
     api_key_page,  # web core
     app_flows,  # web core
     login,  # web core
     password_reset,  # web extras
-    saml,  # single sign-on: SAML (docs/sso.md)
     sso,  # single sign-on (docs/sso.md)
 )
+
+# SAML's routes exist only with python3-saml installed (the ``saml`` extra); they
+# come before the generic ``<backend>`` routes, which would otherwise take them.
+saml_routes: list = []
+if saml_installed():
+    from keyhouse.web import saml
+
+    saml_routes = [
+        path("saml/metadata.xml", saml.saml_metadata, name="saml_metadata"),
+        path("accounts/login/social/saml/<str:idp_name>", saml.saml_login, name="login_saml"),
+        path("accounts/register/social/saml/<str:idp_name>", saml.saml_login, name="signup_saml"),
+        path("complete/saml/", saml.saml_acs, name="saml_acs"),
+    ]
 
 urlpatterns: list = [
     # --- login page, mobile/desktop flows, API-key page (web core) ---
@@ -22,9 +35,7 @@ urlpatterns: list = [
         name="log_into_subdomain",
     ),
     # --- SAML (single sign-on; docs/sso.md) ---
-    path("saml/metadata.xml", saml.saml_metadata, name="saml_metadata"),
-    path("accounts/login/social/saml/<str:idp_name>", saml.saml_login, name="login_saml"),
-    path("complete/saml/", saml.saml_acs, name="saml_acs"),
+    *saml_routes,
     # --- single sign-on: Zulip's routes (web/sso.py) ---
     path("accounts/login/social/<str:backend>", sso.login_social, name="login_social"),
     path("accounts/login/social/<str:backend>/<str:idp>", sso.login_social, name="login_social"),
