@@ -79,6 +79,7 @@ PAGES: dict[str, tuple[str, ...]] = {
     "accounts/password/done/": SAFE,
     "saml/metadata.xml": SAFE,
     "accounts/login/social/saml/<str:idp_name>": SAFE,
+    "accounts/register/social/saml/<str:idp_name>": SAFE,  # the same view, is_signup
     "complete/saml/": FORM,  # POST SAMLResponse (sign-in), GET SAMLRequest (logout)
     "health": SAFE,
     "ready": SAFE,

@@ -109,6 +109,6 @@ def external_method_dicts(realm: Realm | None) -> list[ExternalAuthMethodDict]:
 def load_methods() -> None:
     """Import the method modules that can run here (their libraries installed)."""
     if social_auth_installed():
-        from keyhouse.sso import oidc  # noqa: F401  (registers itself)
+        from keyhouse.sso import github, google, oidc  # noqa: F401  (register themselves)
     if saml_installed():
         from keyhouse.sso.saml import listing  # noqa: F401  (registers itself)
