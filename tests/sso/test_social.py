@@ -222,3 +222,19 @@ def test_github_mobile_flow_end_to_end(
         HTTP_AUTHORIZATION=httpx.BasicAuth("alice@example.com", api_key)._auth_header,
     )
     assert me.status_code == 200, me.content
+
+
+def test_github_before_oidc_at_equal_sort_order(
+    client: Client, providers: StandIn, settings: Settings, realm: Realm
+) -> None:
+    """Stand-in not contacted. Zulip lists GitHub (100) before OIDC (100): defined first."""
+    from keyhouse.sso import oidc  # noqa: F401  (imported first would not change the order)
+
+    settings.SOCIAL_AUTH_OIDC_ENABLED_IDPS = {
+        "testidp": {"oidc_url": "http://127.0.0.1:9", "client_id": "x", "secret": "y"}
+    }
+    realm.authentication_methods = ["github", "google", "oidc"]
+    realm.save()
+    body = client.get("/api/v1/server_settings").json()
+    names = [m["name"] for m in body["external_authentication_methods"]]
+    assert names == ["google", "github", "oidc:oidc"]  # a single IdP is "oidc:oidc"

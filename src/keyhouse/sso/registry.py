@@ -85,9 +85,20 @@ _METHODS: list[ListedMethod] = []
 M = TypeVar("M", bound=ListedMethod)
 
 
+# Zulip's EXTERNAL_AUTH_METHODS registration order (zproject/backends.py): its stable
+# sort keeps it among equal sort_orders (GitHub and OIDC are both 100). Ranking by it
+# makes the order independent of which keyhouse module happened to be imported first.
+ZULIP_DEFINITION_ORDER = ("github", "azuread-oauth2", "gitlab", "google", "apple", "saml", "oidc")
+
+
+def _rank(method: ListedMethod) -> tuple[int, int]:
+    order = ZULIP_DEFINITION_ORDER
+    return (-method.sort_order, order.index(method.backend) if method.backend in order else 99)
+
+
 def register(method: M) -> M:
     _METHODS.append(method)
-    _METHODS.sort(key=lambda m: m.sort_order, reverse=True)
+    _METHODS.sort(key=_rank)
     return method
 
 
