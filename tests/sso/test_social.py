@@ -238,3 +238,10 @@ def test_github_before_oidc_at_equal_sort_order(
     body = client.get("/api/v1/server_settings").json()
     names = [m["name"] for m in body["external_authentication_methods"]]
     assert names == ["google", "github", "oidc:oidc"]  # a single IdP is "oidc:oidc"
+
+
+def test_login_page_shows_their_buttons(client: Client, providers: StandIn) -> None:
+    """Stand-in not contacted: the login page's buttons, Google first."""
+    html = client.get("/login/").content.decode()
+    assert 'href="/accounts/login/social/github"' in html
+    assert html.index("/accounts/login/social/google") < html.index("/accounts/login/social/github")
