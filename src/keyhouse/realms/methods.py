@@ -20,7 +20,12 @@ from keyhouse.realms.models import AUTH_METHODS, Realm
 from keyhouse.sso_config import parse_oidc_idps
 
 # server_settings' key → keyhouse's method name, where they differ.
-ZULIP_KEY_TO_METHOD: dict[str, str] = {"openid connect": "oidc", "saml": "saml"}
+ZULIP_KEY_TO_METHOD: dict[str, str] = {
+    "openid connect": "oidc",
+    "saml": "saml",
+    "github": "github",
+    "google": "google",
+}
 
 # Zulip's AUTH_BACKEND_NAME_MAP order, lower-cased: the keys of
 # server_settings' authentication_methods after "password".
@@ -54,6 +59,13 @@ def server_configured_methods() -> set[str]:
         configured.add("dev")
     if social_auth_installed() and parse_oidc_idps(settings.SOCIAL_AUTH_OIDC_ENABLED_IDPS):
         configured.add("oidc")
+    if social_auth_installed():
+        if settings.SOCIAL_AUTH_GITHUB_KEY and (
+            settings.SOCIAL_AUTH_GITHUB_SECRET or settings.SOCIAL_AUTH_GITHUB_SECRET_FILE
+        ):
+            configured.add("github")
+        if settings.SOCIAL_AUTH_GOOGLE_KEY and settings.SOCIAL_AUTH_GOOGLE_SECRET:
+            configured.add("google")
     if (
         saml_installed()
         and settings.SOCIAL_AUTH_SAML_SP_ENTITY_ID

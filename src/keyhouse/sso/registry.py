@@ -85,9 +85,20 @@ _METHODS: list[ListedMethod] = []
 M = TypeVar("M", bound=ListedMethod)
 
 
+# Zulip's EXTERNAL_AUTH_METHODS registration order (zproject/backends.py): its stable
+# sort keeps it among equal sort_orders (GitHub and OIDC are both 100). Ranking by it
+# makes the order independent of which keyhouse module happened to be imported first.
+ZULIP_DEFINITION_ORDER = ("github", "azuread-oauth2", "gitlab", "google", "apple", "saml", "oidc")
+
+
+def _rank(method: ListedMethod) -> tuple[int, int]:
+    order = ZULIP_DEFINITION_ORDER
+    return (-method.sort_order, order.index(method.backend) if method.backend in order else 99)
+
+
 def register(method: M) -> M:
     _METHODS.append(method)
-    _METHODS.sort(key=lambda m: m.sort_order, reverse=True)
+    _METHODS.sort(key=_rank)
     return method
 
 
@@ -109,6 +120,6 @@ def external_method_dicts(realm: Realm | None) -> list[ExternalAuthMethodDict]:
 def load_methods() -> None:
     """Import the method modules that can run here (their libraries installed)."""
     if social_auth_installed():
-        from keyhouse.sso import oidc  # noqa: F401  (registers itself)
+        from keyhouse.sso import github, google, oidc  # noqa: F401  (register themselves)
     if saml_installed():
         from keyhouse.sso.saml import listing  # noqa: F401  (registers itself)

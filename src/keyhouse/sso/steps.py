@@ -20,6 +20,9 @@ def is_verified(value: Any) -> bool:
 def hand_over(
     backend: Any, details: dict[str, Any], response: dict[str, Any], **kwargs: Any
 ) -> ExternalIdentity:
+    identify = getattr(backend, "identity", None)
+    if identify is not None:  # GitHub, Google (sso/social.py): the backend knows its emails
+        return identify(details, response)
     claims = {**(backend.id_token or {}), **response}
     full_name = (details.get("fullname") or "").strip() or " ".join(
         p for p in (details.get("first_name"), details.get("last_name")) if p

@@ -1,0 +1,163 @@
+"""The flow of a single-provider OAuth2 sign-in (GitHub, Google) on social-core.
+
+As oidc.py: social-core builds the authorize URL, exchanges the code and calls the
+provider's API; the OAuth transaction is kept server-side under its ``state``
+(flow_store) and bound to the browser by a cookie; social-core's exceptions become
+``IdPFailure``. A backend class says who the user is (``identity``) from the
+provider's answer, as Zulip's ``get_verified_emails``.
+
+Endpoints are social-core's, overridable through its own settings lookup
+(``SOCIAL_AUTH_<BACKEND>_AUTHORIZATION_URL`` etc.): the tests point them at a
+local stand-in, since GitHub and Google are not reachable from CI.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from social_core.exceptions import AuthCanceled, SocialAuthBaseException
+
+from keyhouse.realms.models import Realm
+from keyhouse.sso import flow_store
+from keyhouse.sso.registry import (
+    ExternalAuthMethodDict,
+    ExternalIdentity,
+    ExternalMethod,
+    IdPFailure,
+)
+from keyhouse.sso.strategy import FlowStrategy
+
+logger = logging.getLogger("keyhouse.sso.social")
+
+BINDING_COOKIE = "keyhouse_sso"  # the same cookie as oidc.py: one flow per browser at a time
+
+
+class PolicyRefusal(Exception):
+    """The provider vouched for the user, but a server rule refuses them (e.g. GitHub org)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class SocialBackendMixin:
+    """What keyhouse adds to a social-core backend: bounded calls and the realm at hand."""
+
+    realm: Realm | None = None
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        if name in ("REQUESTS_TIMEOUT", "URLOPEN_TIMEOUT"):
+            return settings.SOCIAL_AUTH_TIMEOUT  # every call to the provider is bounded
+        return super().setting(name, default)  # type: ignore[misc]
+
+    def identity(self, details: dict[str, Any], response: dict[str, Any]) -> ExternalIdentity:
+        raise NotImplementedError
+
+
+class SocialMethod(ExternalMethod):
+    """One provider, one button: Zulip's ``SocialAuthMixin.dict_representation``."""
+
+    display_name: ClassVar[str]
+    display_icon: ClassVar[str | None]
+    backend_class: ClassVar[type[Any]]
+
+    def configured(self) -> bool:
+        raise NotImplementedError
+
+    def dict_representation(self, realm: Realm | None) -> list[ExternalAuthMethodDict]:
+        return [
+            {
+                "name": self.backend,
+                "display_name": self.display_name,
+                "display_icon": self.display_icon,
+                "login_url": reverse("login_social", args=(self.backend,)),
+                "signup_url": reverse("signup_social", args=(self.backend,)),
+            }
+        ]
+
+    def _backend(self, request: HttpRequest, session: dict[str, Any]) -> Any:
+        redirect_uri = request.build_absolute_uri(reverse("social_complete", args=(self.backend,)))
+        return self.backend_class(FlowStrategy(request, session), redirect_uri=redirect_uri)
+
+    def begin(
+        self, request: HttpRequest, realm: Realm, idp: str | None, relay: dict[str, str]
+    ) -> HttpResponse:
+        if idp is not None or not self.configured():
+            raise IdPFailure("This sign-in method is not available here.", "IDP_NOT_ALLOWED")
+        session: dict[str, Any] = {}
+        backend = self._backend(request, session)
+        try:
+            url = backend.auth_url()
+        except SocialAuthBaseException as exc:
+            logger.warning("%s: cannot start: %s", self.backend, type(exc).__name__)
+            raise IdPFailure(self.unreachable(), "IDP_UNAVAILABLE", self.backend) from None
+        state = next(  # social-core keeps each transaction under <name>_oauth2_state_<state>
+            v["state"] for k, v in session.items() if k.startswith(f"{self.backend}_oauth2_state_")
+        )
+        binding = request.COOKIES.get(BINDING_COOKIE) or secrets.token_urlsafe(32)
+        flow_store.save_flow(
+            state, self.backend, self.backend, realm.subdomain, binding,
+            {"psa": session, "relay": relay},
+        )  # fmt: skip
+        response = HttpResponseRedirect(url)
+        response.set_cookie(
+            BINDING_COOKIE,
+            binding,
+            max_age=flow_store.FLOW_LIFETIME_SECONDS,
+            path=reverse("social_complete", args=(self.backend,)),
+            secure=bool(settings.SESSION_COOKIE_SECURE),
+            httponly=True,
+            samesite="Lax",
+        )
+        return response
+
+    def complete(self, request: HttpRequest) -> tuple[ExternalIdentity, dict[str, str]]:
+        state = request.GET.get("state") or request.POST.get("state") or ""
+        flow = flow_store.take_flow(state, request.COOKIES.get(BINDING_COOKIE))
+        if flow is None or flow.backend != self.backend:
+            raise IdPFailure(
+                "This sign-in link has expired or was already used. Please try again.",
+                "SSO_STATE_INVALID",
+                self.backend,
+            )
+        if not self.configured():
+            raise IdPFailure("This sign-in method is no longer configured.", "IDP_NOT_ALLOWED")
+        relay = flow.data.get("relay", {})
+        relay["subdomain"] = flow.subdomain
+        backend = self._backend(request, flow.data.get("psa", {}))
+        backend.realm = Realm.objects.filter(subdomain=flow.subdomain).first()
+        name = self.display_name
+        try:
+            identity = backend.complete()
+        except PolicyRefusal as refusal:
+            raise IdPFailure(refusal.reason, "IDP_POLICY", self.backend) from None
+        except AuthCanceled:
+            raise IdPFailure(
+                f"Sign-in with {name} was cancelled.", "IDP_DENIED", self.backend
+            ) from None
+        except SocialAuthBaseException as exc:
+            code = getattr(exc, "code", "") or type(exc).__name__
+            logger.warning("%s: sign-in failed: %s (%s)", self.backend, type(exc).__name__, code)
+            if (
+                code in ("timeout", "connection_error", "http_error")
+                or "Provider" in type(exc).__name__
+            ):
+                raise IdPFailure(self.unreachable(), "IDP_UNAVAILABLE", self.backend) from None
+            raise IdPFailure(
+                f"{name} did not confirm your identity. Please try again.",
+                "IDP_ERROR",
+                self.backend,
+            ) from None
+        if not isinstance(identity, ExternalIdentity):
+            raise IdPFailure("The sign-in could not be completed.", "IDP_ERROR", self.backend)
+        return identity, relay
+
+    def unreachable(self) -> str:
+        return (
+            f"{self.display_name} cannot be reached right now. Please try again in a few minutes."
+        )

@@ -1,0 +1,247 @@
+"""Sign-in with GitHub and Google against a LOCAL STAND-IN of their endpoints (standin.py).
+
+GitHub and Google cannot be reached from these machines: every test here runs
+keyhouse's real flow (social-core's authorize URL, code exchange, API calls over
+real HTTP) against a stand-in HTTP server on 127.0.0.1 that answers as their APIs do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import pytest
+from django.test import Client
+from pytest_django.fixtures import Settings
+
+from keyhouse.realms.models import Realm
+from keyhouse.users.models import User
+from tests.sso.standin import StandIn
+from tests.sso.test_oidc import OTP, alice, attempts  # noqa: F401  (fixture)
+from tests.web.test_mobile_flow import decrypt
+
+
+@pytest.fixture(scope="session")
+def standin() -> Iterator[StandIn]:
+    server = StandIn()
+    server.thread.start()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+@pytest.fixture
+def providers(settings: Settings, standin: StandIn, realm: Realm) -> StandIn:
+    settings.SOCIAL_AUTH_GITHUB_KEY = "gh-id"
+    settings.SOCIAL_AUTH_GITHUB_SECRET = "gh-secret"
+    settings.SOCIAL_AUTH_GITHUB_AUTHORIZATION_URL = f"{standin.url}/login/oauth/authorize"
+    settings.SOCIAL_AUTH_GITHUB_ACCESS_TOKEN_URL = f"{standin.url}/login/oauth/access_token"
+    settings.SOCIAL_AUTH_GITHUB_API_URL = f"{standin.url}/"
+    settings.SOCIAL_AUTH_GOOGLE_KEY = "g-id"
+    settings.SOCIAL_AUTH_GOOGLE_SECRET = "g-secret"
+    settings.SOCIAL_AUTH_GOOGLE_AUTHORIZATION_URL = f"{standin.url}/o/oauth2/auth"
+    settings.SOCIAL_AUTH_GOOGLE_ACCESS_TOKEN_URL = f"{standin.url}/o/oauth2/token"
+    settings.SOCIAL_AUTH_GOOGLE_USERINFO_URL = f"{standin.url}/userinfo"
+    realm.authentication_methods = ["email", "github", "google"]
+    realm.save()
+    standin.org_members.clear()
+    standin.team_members.clear()
+    return standin
+
+
+def github_user(*emails: tuple[str, bool, bool]) -> dict[str, Any]:
+    return {
+        "login": "octo",
+        "id": 1,
+        "name": "Octo Cat",
+        "email": None,
+        "emails": [{"email": e, "verified": v, "primary": p} for e, v, p in emails],
+    }
+
+
+def google_user(email: str, verified: bool) -> dict[str, Any]:
+    return {"sub": "1", "email": email, "email_verified": verified, "name": "Goo Gle"}
+
+
+def sign_in(client: Client, backend: str, query: str = "") -> Any:
+    """Start, let the stand-in's authorize endpoint send us back, and complete."""
+    start = client.get(f"/accounts/login/social/{backend}{query}")
+    assert start.status_code == 302, start.content
+    back = httpx.get(start["Location"], follow_redirects=False)
+    assert back.status_code == 302
+    parts = urlsplit(back.headers["Location"])
+    assert parts.path == f"/complete/{backend}/"
+    return client.get(parts.path, dict(parse_qsl(parts.query)))
+
+
+def test_server_settings_lists_them_in_zulips_order(client: Client, providers: StandIn) -> None:
+    """Stand-in not contacted: the listing is Zulip's dicts, sort_order descending."""
+    body = client.get("/api/v1/server_settings").json()
+    assert body["external_authentication_methods"] == [
+        {
+            "name": "google",
+            "display_name": "Google",
+            "display_icon": "/static/images/authentication_backends/googl_e-icon.png",
+            "login_url": "/accounts/login/social/google",
+            "signup_url": "/accounts/register/social/google",
+        },
+        {
+            "name": "github",
+            "display_name": "GitHub",
+            "display_icon": "/static/images/authentication_backends/github-icon.png",
+            "login_url": "/accounts/login/social/github",
+            "signup_url": "/accounts/register/social/github",
+        },
+    ]
+    assert body["authentication_methods"]["github"] is True
+    assert body["authentication_methods"]["google"] is True
+
+
+def test_not_listed_unless_configured_and_enabled(
+    client: Client, providers: StandIn, settings: Settings, realm: Realm
+) -> None:
+    """Stand-in not contacted: no key, or the realm not enabling it, hides the method."""
+    settings.SOCIAL_AUTH_GOOGLE_KEY = ""
+    realm.authentication_methods = ["email", "google"]
+    realm.save()
+    body = client.get("/api/v1/server_settings").json()
+    assert body["external_authentication_methods"] == []
+    assert body["authentication_methods"]["github"] is False
+    assert body["authentication_methods"]["google"] is False
+
+
+def test_github_web_sign_in_with_the_primary_verified_email(
+    client: Client,
+    providers: StandIn,
+    alice: User,  # noqa: F811
+) -> None:
+    """Against the local GitHub stand-in: the primary verified address signs in."""
+    providers.next_user = github_user(
+        ("alice@example.com", True, True), ("other@example.com", True, False)
+    )
+    response = sign_in(client, "github")
+    assert response.status_code == 302, response.content
+    assert int(client.session["_auth_user_id"]) == alice.id
+    assert attempts() == [("github", "success", "")]
+
+
+def test_github_unverified_only_is_refused(
+    client: Client,
+    providers: StandIn,
+    alice: User,  # noqa: F811
+) -> None:
+    """Against the local GitHub stand-in: no verified address, no sign-in."""
+    providers.next_user = github_user(("alice@example.com", False, True))
+    response = sign_in(client, "github")
+    assert "has not verified your email address" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert attempts() == [("github", "failure", "EMAIL_NOT_VERIFIED")]
+
+
+def test_github_secondary_verified_email_finds_the_account(
+    client: Client,
+    providers: StandIn,
+    alice: User,  # noqa: F811
+) -> None:
+    """Against the local GitHub stand-in: the account's address is a non-primary verified one."""
+    providers.next_user = github_user(
+        ("octo@elsewhere.test", True, True), ("alice@example.com", True, False)
+    )
+    response = sign_in(client, "github")
+    assert response.status_code == 302, response.content
+    assert int(client.session["_auth_user_id"]) == alice.id
+
+
+def test_github_org_restriction_refuses_non_members(
+    client: Client,
+    providers: StandIn,
+    settings: Settings,
+    alice: User,  # noqa: F811
+) -> None:
+    """Against the local GitHub stand-in's org membership API (404 for a non-member)."""
+    settings.SOCIAL_AUTH_GITHUB_ORG_NAME = "acme"
+    providers.next_user = github_user(("alice@example.com", True, True))
+    response = sign_in(client, "github")
+    assert "not member of required organization" in response.content.decode()
+    assert attempts() == [("github", "failure", "IDP_POLICY")]
+    providers.org_members["acme"] = {"octo"}
+    assert sign_in(client, "github").status_code == 302
+
+
+def test_github_team_restriction(
+    client: Client,
+    providers: StandIn,
+    settings: Settings,
+    alice: User,  # noqa: F811
+) -> None:
+    """Against the local GitHub stand-in's team membership API."""
+    settings.SOCIAL_AUTH_GITHUB_TEAM_ID = "42"
+    providers.next_user = github_user(("alice@example.com", True, True))
+    assert "not member of required team" in sign_in(client, "github").content.decode()
+    providers.team_members["42"] = {"octo"}
+    assert sign_in(client, "github").status_code == 302
+
+
+def test_google_web_sign_in(client: Client, providers: StandIn, alice: User) -> None:  # noqa: F811
+    """Against the local Google stand-in (token + userinfo)."""
+    providers.next_user = google_user("alice@example.com", True)
+    response = sign_in(client, "google")
+    assert response.status_code == 302, response.content
+    assert int(client.session["_auth_user_id"]) == alice.id
+    assert attempts() == [("google", "success", "")]
+
+
+def test_google_unverified_is_refused(
+    client: Client,
+    providers: StandIn,
+    alice: User,  # noqa: F811
+) -> None:
+    """Against the local Google stand-in: email_verified false."""
+    providers.next_user = google_user("alice@example.com", False)
+    response = sign_in(client, "google")
+    assert "has not verified your email address" in response.content.decode()
+    assert attempts() == [("google", "failure", "EMAIL_NOT_VERIFIED")]
+
+
+def test_github_mobile_flow_end_to_end(
+    client: Client,
+    providers: StandIn,
+    alice: User,  # noqa: F811
+) -> None:
+    """Against the local GitHub stand-in: zulip:// with an API key that works."""
+    providers.next_user = github_user(("alice@example.com", True, True))
+    response = sign_in(client, "github", f"?mobile_flow_otp={OTP}")
+    assert response.status_code == 302
+    assert response["Location"].startswith("zulip://login?")
+    params = dict(parse_qsl(urlsplit(response["Location"]).query))
+    api_key = decrypt(params["otp_encrypted_api_key"], OTP)
+    me = Client().get(
+        "/api/v1/users/me",
+        HTTP_AUTHORIZATION=httpx.BasicAuth("alice@example.com", api_key)._auth_header,
+    )
+    assert me.status_code == 200, me.content
+
+
+def test_github_before_oidc_at_equal_sort_order(
+    client: Client, providers: StandIn, settings: Settings, realm: Realm
+) -> None:
+    """Stand-in not contacted. Zulip lists GitHub (100) before OIDC (100): defined first."""
+    from keyhouse.sso import oidc  # noqa: F401  (imported first would not change the order)
+
+    settings.SOCIAL_AUTH_OIDC_ENABLED_IDPS = {
+        "testidp": {"oidc_url": "http://127.0.0.1:9", "client_id": "x", "secret": "y"}
+    }
+    realm.authentication_methods = ["github", "google", "oidc"]
+    realm.save()
+    body = client.get("/api/v1/server_settings").json()
+    names = [m["name"] for m in body["external_authentication_methods"]]
+    assert names == ["google", "github", "oidc:oidc"]  # a single IdP is "oidc:oidc"
+
+
+def test_login_page_shows_their_buttons(client: Client, providers: StandIn) -> None:
+    """Stand-in not contacted: the login page's buttons, Google first."""
+    html = client.get("/login/").content.decode()
+    assert 'href="/accounts/login/social/github"' in html
+    assert html.index("/accounts/login/social/google") < html.index("/accounts/login/social/github")
