@@ -16,10 +16,11 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from social_core.backends.open_id_connect import OpenIdConnectAuth
-from social_core.exceptions import AuthCanceled, SocialAuthBaseException
+from social_core.exceptions import SocialAuthBaseException
 
 from keyhouse.realms.models import Realm
 from keyhouse.sso import flow_store
+from keyhouse.sso.completion import complete_backend, unreachable_message
 from keyhouse.sso.registry import (
     ExternalAuthMethodDict,
     ExternalIdentity,
@@ -108,7 +109,9 @@ class OIDCMethod(ExternalMethod):
             url = backend.auth_url()  # discovery happens here: bounded by SOCIAL_AUTH_TIMEOUT
         except SocialAuthBaseException as exc:
             logger.warning("OIDC %s: cannot start: %s", idp.key, type(exc).__name__)
-            raise IdPFailure(unreachable(idp), "IDP_UNAVAILABLE", idp.audit_method) from None
+            raise IdPFailure(
+                unreachable_message(idp.display_name), "IDP_UNAVAILABLE", idp.audit_method
+            ) from None
         state = next(
             v["state"] for k, v in session.items() if k.startswith(f"{BACKEND}_oauth2_state_")
         )
@@ -143,32 +146,8 @@ class OIDCMethod(ExternalMethod):
         relay = flow.data.get("relay", {})
         relay["subdomain"] = flow.subdomain
         backend = self._backend(request, idp, flow.data.get("psa", {}))
-        try:
-            identity = backend.complete()
-        except AuthCanceled:
-            raise IdPFailure(
-                f"Sign-in with {idp.display_name} was cancelled.", "IDP_DENIED", idp.audit_method
-            ) from None
-        except SocialAuthBaseException as exc:
-            code = getattr(exc, "code", "") or type(exc).__name__
-            logger.warning("OIDC %s: sign-in failed: %s (%s)", idp.key, type(exc).__name__, code)
-            if (
-                code in ("timeout", "connection_error", "http_error")
-                or "Provider" in type(exc).__name__
-            ):
-                raise IdPFailure(unreachable(idp), "IDP_UNAVAILABLE", idp.audit_method) from None
-            raise IdPFailure(
-                f"{idp.display_name} did not confirm your identity. Please try again.",
-                "IDP_ERROR",
-                idp.audit_method,
-            ) from None
-        if not isinstance(identity, ExternalIdentity):
-            raise IdPFailure("The sign-in could not be completed.", "IDP_ERROR", idp.audit_method)
+        identity = complete_backend(backend, idp.display_name, idp.audit_method)
         return identity, relay
-
-
-def unreachable(idp: OIDCIdP) -> str:
-    return f"{idp.display_name} cannot be reached right now. Please try again in a few minutes."
 
 
 register(OIDCMethod())

@@ -20,10 +20,11 @@ from typing import Any, ClassVar
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
-from social_core.exceptions import AuthCanceled, SocialAuthBaseException
+from social_core.exceptions import SocialAuthBaseException
 
 from keyhouse.realms.models import Realm
 from keyhouse.sso import flow_store
+from keyhouse.sso.completion import complete_backend, unreachable_message
 from keyhouse.sso.registry import (
     ExternalAuthMethodDict,
     ExternalIdentity,
@@ -95,7 +96,9 @@ class SocialMethod(ExternalMethod):
             url = backend.auth_url()
         except SocialAuthBaseException as exc:
             logger.warning("%s: cannot start: %s", self.backend, type(exc).__name__)
-            raise IdPFailure(self.unreachable(), "IDP_UNAVAILABLE", self.backend) from None
+            raise IdPFailure(
+                unreachable_message(self.display_name), "IDP_UNAVAILABLE", self.backend
+            ) from None
         state = next(  # social-core keeps each transaction under <name>_oauth2_state_<state>
             v["state"] for k, v in session.items() if k.startswith(f"{self.backend}_oauth2_state_")
         )
@@ -133,31 +136,7 @@ class SocialMethod(ExternalMethod):
         backend.realm = Realm.objects.filter(subdomain=flow.subdomain).first()
         name = self.display_name
         try:
-            identity = backend.complete()
+            identity = complete_backend(backend, name, self.backend)
         except PolicyRefusal as refusal:
             raise IdPFailure(refusal.reason, "IDP_POLICY", self.backend) from None
-        except AuthCanceled:
-            raise IdPFailure(
-                f"Sign-in with {name} was cancelled.", "IDP_DENIED", self.backend
-            ) from None
-        except SocialAuthBaseException as exc:
-            code = getattr(exc, "code", "") or type(exc).__name__
-            logger.warning("%s: sign-in failed: %s (%s)", self.backend, type(exc).__name__, code)
-            if (
-                code in ("timeout", "connection_error", "http_error")
-                or "Provider" in type(exc).__name__
-            ):
-                raise IdPFailure(self.unreachable(), "IDP_UNAVAILABLE", self.backend) from None
-            raise IdPFailure(
-                f"{name} did not confirm your identity. Please try again.",
-                "IDP_ERROR",
-                self.backend,
-            ) from None
-        if not isinstance(identity, ExternalIdentity):
-            raise IdPFailure("The sign-in could not be completed.", "IDP_ERROR", self.backend)
         return identity, relay
-
-    def unreachable(self) -> str:
-        return (
-            f"{self.display_name} cannot be reached right now. Please try again in a few minutes."
-        )
