@@ -9,11 +9,10 @@ which IdP (sso_config.py), keeps the flow's state server-side keyed by the OAuth
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from social_core.backends.open_id_connect import OpenIdConnectAuth
 from social_core.exceptions import SocialAuthBaseException
@@ -34,7 +33,6 @@ from keyhouse.sso_config import OIDCIdP, parse_oidc_idps
 logger = logging.getLogger("keyhouse.sso.oidc")
 
 BACKEND = "oidc"
-BINDING_COOKIE = "keyhouse_sso"
 
 
 class KeyhouseOIDC(OpenIdConnectAuth):
@@ -115,31 +113,13 @@ class OIDCMethod(ExternalMethod):
         state = next(
             v["state"] for k, v in session.items() if k.startswith(f"{BACKEND}_oauth2_state_")
         )
-        binding = request.COOKIES.get(BINDING_COOKIE) or secrets.token_urlsafe(32)
-        flow_store.save_flow(
-            state, BACKEND, idp.name, realm.subdomain, binding, {"psa": session, "relay": relay}
-        )
-        response = HttpResponseRedirect(url)
-        response.set_cookie(
-            BINDING_COOKIE,
-            binding,
-            max_age=flow_store.FLOW_LIFETIME_SECONDS,
-            path=reverse("social_complete", args=(BACKEND,)),
-            secure=bool(settings.SESSION_COOKIE_SECURE),
-            httponly=True,
-            samesite="Lax",
-        )
-        return response
+        return flow_store.redirect_saving_flow(
+            request, url, state, BACKEND, idp.name, realm.subdomain,
+            {"psa": session, "relay": relay},
+        )  # fmt: skip
 
     def complete(self, request: HttpRequest) -> tuple[ExternalIdentity, dict[str, str]]:
-        state = request.GET.get("state") or request.POST.get("state") or ""
-        flow = flow_store.take_flow(state, request.COOKIES.get(BINDING_COOKIE))
-        if flow is None or flow.backend != BACKEND:
-            raise IdPFailure(
-                "This sign-in link has expired or was already used. Please try again.",
-                "SSO_STATE_INVALID",
-                BACKEND,
-            )
+        flow = flow_store.take_callback_flow(request, BACKEND)
         idp = self.idp_named(None if flow.idp == BACKEND else flow.idp)
         if idp is None:
             raise IdPFailure("This sign-in method is no longer configured.", "IDP_NOT_ALLOWED")

@@ -14,11 +14,10 @@ local stand-in, since GitHub and Google are not reachable from CI.
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import Any, ClassVar
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from social_core.exceptions import SocialAuthBaseException
 
@@ -35,7 +34,6 @@ from keyhouse.sso.strategy import FlowStrategy
 
 logger = logging.getLogger("keyhouse.sso.social")
 
-BINDING_COOKIE = "keyhouse_sso"  # the same cookie as oidc.py: one flow per browser at a time
 
 
 class PolicyRefusal(Exception):
@@ -102,32 +100,13 @@ class SocialMethod(ExternalMethod):
         state = next(  # social-core keeps each transaction under <name>_oauth2_state_<state>
             v["state"] for k, v in session.items() if k.startswith(f"{self.backend}_oauth2_state_")
         )
-        binding = request.COOKIES.get(BINDING_COOKIE) or secrets.token_urlsafe(32)
-        flow_store.save_flow(
-            state, self.backend, self.backend, realm.subdomain, binding,
+        return flow_store.redirect_saving_flow(
+            request, url, state, self.backend, self.backend, realm.subdomain,
             {"psa": session, "relay": relay},
         )  # fmt: skip
-        response = HttpResponseRedirect(url)
-        response.set_cookie(
-            BINDING_COOKIE,
-            binding,
-            max_age=flow_store.FLOW_LIFETIME_SECONDS,
-            path=reverse("social_complete", args=(self.backend,)),
-            secure=bool(settings.SESSION_COOKIE_SECURE),
-            httponly=True,
-            samesite="Lax",
-        )
-        return response
 
     def complete(self, request: HttpRequest) -> tuple[ExternalIdentity, dict[str, str]]:
-        state = request.GET.get("state") or request.POST.get("state") or ""
-        flow = flow_store.take_flow(state, request.COOKIES.get(BINDING_COOKIE))
-        if flow is None or flow.backend != self.backend:
-            raise IdPFailure(
-                "This sign-in link has expired or was already used. Please try again.",
-                "SSO_STATE_INVALID",
-                self.backend,
-            )
+        flow = flow_store.take_callback_flow(request, self.backend)
         if not self.configured():
             raise IdPFailure("This sign-in method is no longer configured.", "IDP_NOT_ALLOWED")
         relay = flow.data.get("relay", {})
