@@ -48,6 +48,11 @@ def saml_installed() -> bool:
     return _importable("onelogin.saml2", "xmlsec")
 
 
+def two_factor_installed() -> bool:
+    """django-otp and django-two-factor-auth (the ``keyhouse[twofactor]`` extra): TOTP sign-in."""
+    return _importable("django_otp", "two_factor", "formtools", "qrcode")
+
+
 def runnable_password_methods(order: Iterable[str], ldap_server_uri: str) -> list[str]:
     """The password methods that can run, in the configured order."""
     runnable = []

@@ -80,12 +80,25 @@ def _log_format(value: str) -> str:
 # `ZULIP_VERSION = 10.10` would silently become "10.1", and `ARGON2_TIME_COST = "2"`
 # is a quoting slip.
 
+
 def _oidc_idps(value: dict[str, Any]) -> dict[str, Any]:
     """Refuse an IdP table that cannot work, at start-up rather than at a user's sign-in."""
     from keyhouse.sso_config import check_oidc_table  # pure; kept apart, it has a job of its own
 
     check_oidc_table(value)
     return value
+
+
+def _two_factor_extra(on: bool) -> bool:
+    """Two-factor sign-in switched on without its libraries would silently ask no one."""
+    from keyhouse.backend_choice import two_factor_installed  # stdlib only, like this module
+
+    if on and not two_factor_installed():
+        raise ConfigError(
+            "TWO_FACTOR_AUTHENTICATION_ENABLED is on, but django-two-factor-auth and django-otp"
+            " are not installed: pip install 'keyhouse[twofactor]'"
+        )
+    return on
 
 
 KEYS: tuple[ConfigKey, ...] = (
@@ -299,6 +312,11 @@ KEYS: tuple[ConfigKey, ...] = (
     _k("REALM_MOBILE_REMAP_URIS", dict, "`{}`",
        "mobile flow: the URL the app reached → the realm URL it should use",
        value={}),
+    _k("TWO_FACTOR_AUTHENTICATION_ENABLED", bool, "`false`",
+       "two-factor sign-in: TOTP enrolment, the code step after the password, backup codes"
+       " (Zulip's setting; needs the `twofactor` extra; security.md)",
+       "KEYHOUSE_TWO_FACTOR_AUTHENTICATION_ENABLED",
+       value=False, clean=_two_factor_extra),
     _k("SEND_LOGIN_EMAILS", bool, "`true`", "the new-login email", "KEYHOUSE_SEND_LOGIN_EMAILS",
        value=True),
     _k("SOCIAL_AUTH_OIDC_ENABLED_IDPS", dict, "`{}`",

@@ -19,6 +19,7 @@ import dj_database_url
 
 from keyhouse import config_keys
 from keyhouse.backend_choice import password_backends as _password_backends
+from keyhouse.backend_choice import two_factor_installed as _two_factor_installed
 from keyhouse.data_dir import lazy_secret_key
 
 # Every key's value, typed, with one precedence (keyhouse/config_keys.py); an unknown
@@ -96,6 +97,8 @@ DEFAULT_RATE_LIMITING_RULES: dict[str, list[tuple[int, int]]] = {
     # Password reset (web/password_reset.py): Zulip's defaults.
     "password_reset_form_by_email": [(3600, 2), (86400, 5)],
     "sends_email_by_ip": [(86400, 5)],
+    # The code step after a right password (auth/login_limits.py): per account.
+    "authenticate_second_factor_by_user": [(1800, 5)],
 }
 RATE_LIMITING_RULES: dict[str, list[tuple[int, int]]] = {
     **DEFAULT_RATE_LIMITING_RULES,
@@ -199,9 +202,42 @@ MIDDLEWARE = [
     # Pages only, skipped under /api/ (web/page_middleware.py says why).
     "keyhouse.web.page_middleware.PageCsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # (two-factor sign-in: django_otp's OTPMiddleware is inserted here, below)
     "keyhouse.web.page_middleware.PageMessageMiddleware",
     "keyhouse.web.page_middleware.PageXFrameOptionsMiddleware",
 ]
+# --- Two-factor sign-in (docs/security.md, "Two-factor sign-in") -------------------
+# Zulip's setting: TOTP enrolment, a code step after the password, backup codes. The
+# apps and the middleware are there whenever the ``twofactor`` extra is installed (so
+# the tables exist and the setting can be turned on without a migration); the
+# setting alone decides whether anyone is asked for a code (auth/second_factor.py).
+TWO_FACTOR_AUTHENTICATION_ENABLED: bool = _v["TWO_FACTOR_AUTHENTICATION_ENABLED"]
+if _two_factor_installed():
+    INSTALLED_APPS += [
+        "django_otp",
+        "django_otp.plugins.otp_static",  # backup codes
+        "django_otp.plugins.otp_totp",
+        "two_factor",
+    ]
+    # request.user.is_verified(): which device, if any, verified this session.
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+        "django_otp.middleware.OTPMiddleware",
+    )
+# keyhouse's limit on code attempts (authenticate_second_factor_by_user, shared by
+# every worker) replaces django-otp's per-device back-off, which would refuse a right
+# code for seconds after a typo and say so in a message of its own.
+OTP_TOTP_THROTTLE_FACTOR = 0
+OTP_STATIC_THROTTLE_FACTOR = 0
+# The Django admin keeps its own staff login (auth/backends.py), unpatched.
+TWO_FACTOR_PATCH_ADMIN = False
+# Seconds between a right password and its code before the sign-in starts over
+# (django-two-factor-auth's setting and default).
+TWO_FACTOR_LOGIN_TIMEOUT = 600
+# Where django-two-factor-auth's pages send a visitor without a session.
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/account/api-key/"
+# --- end Two-factor sign-in ---
 STATIC_URL = "/static/"
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = False

@@ -17,7 +17,14 @@ PIPELINE = SRC / "auth" / "pipeline.py"
 DEFINERS = {SRC / "auth" / "audit.py", SRC / "auth" / "login_limits.py"}
 RATELIMIT = SRC / "auth" / "ratelimit"
 
-PIPELINE_ONLY = ("record_login_attempt", "check_login_limits", "login_succeeded", "refund")
+PIPELINE_ONLY = (
+    "record_login_attempt",
+    "check_login_limits",
+    "login_succeeded",
+    "refund",
+    "check_second_factor_limits",
+    "second_factor_succeeded",
+)
 
 
 def call_sites(name: str) -> list[str]:
@@ -44,7 +51,30 @@ def test_only_the_pipeline_audits_and_limits_sign_ins(name: str) -> None:
     assert outside == []
 
 
-@pytest.mark.parametrize("name", ["record_login_attempt", "check_login_limits", "login_succeeded"])
-def test_the_pipeline_calls_them(name: str) -> None:
-    """The check above must not pass vacuously (a renamed function, a moved file)."""
-    assert any(site.startswith("auth/pipeline.py:") for site in call_sites(name))
+def test_the_pipeline_calls_them() -> None:
+    """The check above must not pass vacuously (a renamed function, a moved file).
+
+    The limits are called through an attempt's ``LoginLimits`` (passwords' or the
+    second factor's), whose tables name the functions above.
+    """
+    from keyhouse.auth import login_limits
+
+    assert any(site.startswith("auth/pipeline.py:") for site in call_sites("record_login_attempt"))
+    source = PIPELINE.read_text()
+    for call in ("limits.check(", "limits.refund(", "limits.succeeded("):
+        assert call in source
+    assert login_limits.PASSWORD_LIMITS.check is login_limits.check_login_limits
+    assert login_limits.PASSWORD_LIMITS.succeeded is login_limits.login_succeeded
+    assert login_limits.SECOND_FACTOR_LIMITS.check is login_limits.check_second_factor_limits
+    assert login_limits.SECOND_FACTOR_LIMITS.succeeded is login_limits.second_factor_succeeded
+
+
+@pytest.mark.parametrize("name", ["PASSWORD_LIMITS", "SECOND_FACTOR_LIMITS"])
+def test_only_the_pipeline_picks_limits(name: str) -> None:
+    """A method says which budget its attempts spend only through the pipeline's builders."""
+    users = [
+        f"{path.relative_to(SRC)}"
+        for path in sorted(SRC.rglob("*.py"))
+        if re.search(rf"\b{name}\b", path.read_text()) and path not in {PIPELINE, *DEFINERS}
+    ]
+    assert users == []

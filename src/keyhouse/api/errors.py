@@ -80,6 +80,19 @@ class PasswordResetRequiredError(AuthenticationFailedError):
     default_msg = "Your password has been disabled and needs to be reset"
 
 
+class TwoFactorRequiredError(AuthenticationFailedError):
+    """Not a Zulip error: the realm wants the second factor for API keys (docs/security.md).
+
+    A 401 like Zulip's other fetch_api_key refusals, so every client shows ``msg``.
+    """
+
+    code = "TWO_FACTOR_REQUIRED"
+    default_msg = (
+        "This account uses two-factor authentication: log in with a web browser,"
+        " which asks for your code"
+    )
+
+
 class InvalidAPIKeyError(JsonableError):
     http_status_code = 401
     code = "INVALID_API_KEY"
@@ -296,6 +309,7 @@ REFUSAL_ERRORS: dict[type[refusals.SignInRefused], Callable[[Any], JsonableError
     refusals.RateLimited: lambda r: RateLimitedError(r.secs_to_freedom),
     refusals.HashingOverloaded: lambda r: ServerOverloadedError(r.retry_after),
     refusals.DirectoryUnavailable: lambda r: DirectoryUnavailableError(),
+    refusals.SecondFactorRequired: lambda r: TwoFactorRequiredError(),
 }
 
 

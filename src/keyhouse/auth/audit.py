@@ -1,6 +1,9 @@
 """Record login attempts for the audit trail, and prune the old ones.
 
-Only the sign-in pipeline (auth/pipeline.py) records attempts, once each.
+Only the sign-in pipeline (auth/pipeline.py) records attempts, once each. Changes
+to how an account signs in that are not attempts (an operator resetting its second
+factor, its owner enrolling one) go in the same trail through ``record_account_event``,
+so that `keyhouse audit list --user` tells the whole story.
 
 Recording sits on the login path, so it must never turn a login into an error:
 a failed write is logged and the login goes on. The password is never an
@@ -110,6 +113,33 @@ def record_login_attempt(
         )
         return
     _maybe_prune()
+
+
+def record_account_event(
+    request: HttpRequest | None, user: User, *, method: str, reason: str
+) -> None:
+    """One trail entry for a change to ``user``'s sign-in (``reason`` names it), never fatal.
+
+    ``request`` is None for the command line: no address, no user agent.
+    """
+    try:
+        LoginAttempt.objects.create(
+            realm=user.realm,
+            subdomain=user.realm.subdomain,
+            username=_clean_text(user.delivery_email, USERNAME_MAX),
+            user=user,
+            client_ip=_clean_ip(client_ip(request)) if request is not None else None,
+            user_agent=(
+                _clean_text(request.META.get("HTTP_USER_AGENT", ""), USER_AGENT_MAX)
+                if request is not None
+                else ""
+            ),
+            method=method,
+            outcome=Outcome.SUCCESS,
+            reason=reason,
+        )
+    except Exception:
+        logger.exception("Could not record %s for user %s", reason, user.id)
 
 
 def _maybe_prune() -> None:

@@ -1,6 +1,7 @@
 """The one sign-in pipeline every method plugs into (docs/decisions.md, "One sign-in pipeline").
 
-    attempt → limits → method enabled → backend(s) → account checks → audit → success steps
+    attempt → limits → method enabled → backend(s) → account checks → second factor
+            → audit → success steps
 
 A method (the API's fetch_api_key, the web form, re-authentication, dev login,
 the admin's staff login; later SSO) is a small adapter: it builds an ``Attempt``
@@ -26,13 +27,16 @@ from django.contrib.auth import authenticate as django_authenticate
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest
 
+from keyhouse.auth import second_factor
 from keyhouse.auth.audit import Outcome, outcome_for_exception, record_login_attempt
-from keyhouse.auth.login_limits import check_login_limits, login_succeeded, refund_login_limits
+from keyhouse.auth.login_limits import PASSWORD_LIMITS, SECOND_FACTOR_LIMITS, LoginLimits
 from keyhouse.auth.login_notifications import email_on_new_login
 from keyhouse.auth.refusals import (
     PASSWORD_FLAG_ORDER,
+    SECOND_FACTOR_FLAG_ORDER,
     PasswordAuthDisabled,
     PasswordIncorrect,
+    SecondFactorRequired,
     SignInRefused,
     refusal_for_flags,
     shown_to_client,
@@ -63,7 +67,13 @@ class Attempt:
     run, in AUTHENTICATION_BACKEND_ORDER) unless ``verify`` replaces that step.
     ``flag_order`` turns the backends' ``return_data`` flags into a refusal.
     ``expected_user`` makes it a re-authentication: any other outcome is
-    ``PasswordIncorrect``.
+    ``PasswordIncorrect``. ``limits`` is the budget ``limited`` attempts spend.
+
+    Two-factor sign-in (auth/second_factor.py): ``second_step_follows`` says the
+    method asks an account with a second factor for its code next (the web form),
+    so the new-login email waits for that step; ``password_is_final`` says nothing
+    follows (fetch_api_key), so a realm that wants the second factor for API keys
+    refuses the password alone, once it has proved right.
     """
 
     request: HttpRequest
@@ -73,11 +83,14 @@ class Attempt:
     credentials: Mapping[str, Any] = field(default_factory=dict)
     verify: Verifier | None = None
     limited: bool = True
+    limits: LoginLimits = PASSWORD_LIMITS
     needs_password_auth: bool = True
     flag_order: FlagOrder = PASSWORD_FLAG_ORDER
     hide_account_state: bool | None = None
     expected_user: User | None = None
     new_login_email: bool = False
+    second_step_follows: bool = False
+    password_is_final: bool = False
 
     def hides_account_state(self) -> bool:
         if self.hide_account_state is None:
@@ -102,6 +115,8 @@ def sign_in(attempt: Attempt) -> User:
         _audit(attempt, *outcome_for_exception(exc))
         raise
     _audit(attempt, Outcome.SUCCESS, "", user)
+    if attempt.second_step_follows and second_factor.required(user):
+        return user  # not signed in yet: the code step sends the email
     if attempt.new_login_email:
         email_on_new_login(attempt.request, user)  # Zulip's new-login email (§1.8)
     return user
@@ -109,10 +124,9 @@ def sign_in(attempt: Attempt) -> User:
 
 def authenticate_attempt(attempt: Attempt) -> User:
     """Limits, method check, backends, account checks; the success's limit clearing."""
+    limits = attempt.limits
     counted = (
-        check_login_limits(attempt.request, attempt.realm, attempt.username)
-        if (attempt.limited)
-        else None
+        limits.check(attempt.request, attempt.realm, attempt.username) if attempt.limited else None
     )
     if attempt.needs_password_auth and not password_auth_enabled(attempt.realm):
         # No installed and enabled backend can check a password here.
@@ -122,18 +136,21 @@ def authenticate_attempt(attempt: Attempt) -> User:
         user = _verify(attempt, flags)
     except SignInRefused as refusal:
         if refusal.server_fault and attempt.limited:
-            refund_login_limits(attempt.request)
+            limits.refund(attempt.request)
         raise
     except SERVER_FAULTS:
         if attempt.limited:
-            refund_login_limits(attempt.request)
+            limits.refund(attempt.request)
         raise
     if attempt.expected_user is not None and (user is None or user.pk != attempt.expected_user.pk):
         raise PasswordIncorrect()
     if user is None:
         raise refusal_for_flags(flags, attempt.flag_order)
+    if attempt.password_is_final and second_factor.refuses_password_only(attempt.realm, user):
+        # After the password proved right: nobody learns from it who has a second factor.
+        raise SecondFactorRequired()
     if attempt.limited:
-        login_succeeded(user, counted)
+        limits.succeeded(user, counted)
     return user
 
 
@@ -167,5 +184,32 @@ def password_attempt(
         realm=realm,
         username=username,
         credentials={"username": username, "password": password},
+        **options,
+    )
+
+
+def second_factor_attempt(
+    request: HttpRequest,
+    realm: Realm,
+    user: User,
+    code: str,
+    *,
+    backup_code: bool = False,
+    **options: Any,
+) -> Attempt:
+    """The code step after ``user``'s right password: its own budget, audited as such.
+
+    The verified user comes back with ``otp_device`` set (the device that took the
+    code), for the session django-otp then marks as verified.
+    """
+    verifier = second_factor.verify_backup_code if backup_code else second_factor.verify_totp
+    return Attempt(
+        request=request,
+        realm=realm,
+        username=user.delivery_email,
+        method="backup_code" if backup_code else "totp",
+        verify=lambda flags: verifier(user, code, flags),
+        limits=SECOND_FACTOR_LIMITS,
+        flag_order=SECOND_FACTOR_FLAG_ORDER,
         **options,
     )

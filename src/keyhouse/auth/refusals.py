@@ -78,6 +78,37 @@ class NotStaff(SignInRefused):
     code = "NOT_STAFF"
 
 
+# --- Two-factor sign-in: the code step after a right password (auth/second_factor.py) ---
+
+
+class SecondFactorIncorrect(SignInRefused):
+    """The code matches none of the account's TOTP devices (a typo, a guess, a stale code)."""
+
+    code = "TOTP_INCORRECT"
+
+
+class SecondFactorReused(SecondFactorIncorrect):
+    """A right code, but one already used: its time step is not after the last accepted one."""
+
+    code = "TOTP_REUSED"
+
+
+class BackupCodeIncorrect(SecondFactorIncorrect):
+    """No unused backup code of the account is this one (each works once)."""
+
+    code = "BACKUP_CODE_INCORRECT"
+
+
+class SecondFactorRequired(SignInRefused):
+    """The password was right, but the realm wants this account's second factor too.
+
+    Beyond Zulip (docs/security.md): fetch_api_key in a realm with
+    ``require_2fa_for_api_keys``; the browser sign-in asks for the code instead.
+    """
+
+    code = "TWO_FACTOR_REQUIRED"
+
+
 # --- Single sign-on: the IdP answered, but keyhouse says no (docs/sso.md) --------
 
 
@@ -217,6 +248,15 @@ STAFF_FLAG_ORDER: tuple[tuple[str, type[SignInRefused]], ...] = (
     ("inactive_user", UserDeactivated),
     ("password_reset_needed", PasswordResetRequired),
     ("not_staff", NotStaff),
+)
+# The code step (auth/second_factor.py): the account may have changed since its
+# password step; then the code's verdict, exactly one flag.
+SECOND_FACTOR_FLAG_ORDER: tuple[tuple[str, type[SignInRefused]], ...] = (
+    ("inactive_realm", RealmDeactivated),
+    ("inactive_user", UserDeactivated),
+    ("code_reused", SecondFactorReused),
+    ("backup_code_wrong", BackupCodeIncorrect),
+    ("code_wrong", SecondFactorIncorrect),
 )
 # What HIDE_ACCOUNT_STATE hides (OWASP ASVS 6.3.8): these answer as a wrong password.
 ACCOUNT_STATE: tuple[type[SignInRefused], ...] = (UserDeactivated, WrongRealm)

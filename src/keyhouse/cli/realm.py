@@ -1,4 +1,5 @@
-"""``keyhouse realm ...``: create, list, (de)activate realms and choose their login methods."""
+"""``keyhouse realm ...``: create, list, (de)activate realms, choose their login methods and
+settings."""
 
 from __future__ import annotations
 
@@ -102,10 +103,36 @@ class SetAuthMethods(Command):
         print(f"realm {realm.subdomain!r} auth methods: {','.join(realm.authentication_methods)}")
 
 
+ON_OFF = {"on": True, "off": False}
+
+
+class Set(Command):
+    name = "set"
+    help = "change a realm's settings"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--subdomain", required=True)
+        parser.add_argument(
+            "--require-2fa-for-api-keys",
+            choices=list(ON_OFF),
+            help="on: accounts with two-factor sign-in get API keys only through the browser"
+            " (fetch_api_key refuses the password alone; docs/security.md)",
+        )
+
+    def handle(self, args: argparse.Namespace) -> None:
+        realm = realm_or_error(args.subdomain)
+        if args.require_2fa_for_api_keys is None:
+            raise CliError("nothing to set: give --require-2fa-for-api-keys on|off")
+        realm.require_2fa_for_api_keys = ON_OFF[args.require_2fa_for_api_keys]
+        realm.save(update_fields=["require_2fa_for_api_keys"])
+        value = args.require_2fa_for_api_keys
+        print(f"realm {realm.subdomain!r}: require-2fa-for-api-keys {value}")
+
+
 COMMANDS = [
     Group(
         "realm",
         "manage realms",
-        [Create(), List(), Deactivate(), Reactivate(), SetAuthMethods()],
+        [Create(), List(), Deactivate(), Reactivate(), SetAuthMethods(), Set()],
     )
 ]

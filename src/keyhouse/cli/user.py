@@ -1,9 +1,12 @@
-"""``keyhouse user ...``: create, list, (de)activate users, set passwords, replace API keys."""
+"""``keyhouse user ...``: create, list, (de)activate users, set passwords, replace API keys,
+reset two-factor sign-in."""
 
 from __future__ import annotations
 
 import argparse
 
+from keyhouse.auth.audit import record_account_event
+from keyhouse.auth.second_factor import remove_devices
 from keyhouse.cli.base import CliError, Command, Group
 from keyhouse.cli.helpers import (
     print_json,
@@ -142,10 +145,39 @@ class RegenerateApiKey(Command):
         print(f"regenerated API key for {user.delivery_email}; the old key no longer works")
 
 
+class ResetTwoFactor(Command):
+    name = "reset-2fa"
+    help = "remove a user's two-factor devices and backup codes (a lost phone)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        _add_user(parser)
+
+    def handle(self, args: argparse.Namespace) -> None:
+        user = user_or_error(args.realm, args.email)
+        removed = remove_devices(user)
+        if not removed:
+            print(f"{user.delivery_email} has no two-factor devices; nothing to reset")
+            return
+        record_account_event(None, user, method="cli", reason="TWO_FACTOR_RESET")
+        noun = "device" if removed == 1 else "devices"
+        print(
+            f"reset two-factor sign-in for {user.delivery_email}: removed {removed} {noun};"
+            " the password alone signs in until they enrol again"
+        )
+
+
 COMMANDS = [
     Group(
         "user",
         "manage users",
-        [Create(), SetPassword(), Deactivate(), Reactivate(), List(), RegenerateApiKey()],
+        [
+            Create(),
+            SetPassword(),
+            Deactivate(),
+            Reactivate(),
+            List(),
+            RegenerateApiKey(),
+            ResetTwoFactor(),
+        ],
     )
 ]

@@ -17,6 +17,10 @@ class Realm(models.Model):
     # Subset of AUTH_METHODS, kept in AUTH_METHODS order.
     authentication_methods = models.JSONField(default=list)
     date_created = models.DateTimeField(auto_now_add=True)
+    # Beyond Zulip (docs/security.md, "Two-factor sign-in"): when two-factor sign-in
+    # is on, an account with a second factor cannot trade its password alone for an
+    # API key (fetch_api_key); it signs in through the browser, which asks for the code.
+    require_2fa_for_api_keys = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["subdomain"]

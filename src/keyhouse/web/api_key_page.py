@@ -19,6 +19,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
+from keyhouse.auth import second_factor
 from keyhouse.auth.reauth import reauthenticate, reauthentication_needs_password
 from keyhouse.auth.refusals import SignInRefused
 from keyhouse.realms.models import Realm
@@ -61,6 +62,9 @@ def _render(
         "error": error,
         "site": base_url(request),
         "reauth_minutes": REAUTH_SECONDS // 60,
+        # Two-factor sign-in's settings page, where this account could use it.
+        "two_factor_on": second_factor.active() and reauthentication_needs_password(realm),
+        "two_factor_enrolled": second_factor.has_totp_device(user),
     }
     return render(request, "keyhouse/api_key.html", context, status=status)
 

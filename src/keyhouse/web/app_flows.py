@@ -23,6 +23,7 @@ from django.views.decorators.cache import never_cache
 
 from keyhouse.api.errors import JsonableError
 from keyhouse.api.responses import json_error
+from keyhouse.auth import second_factor
 from keyhouse.auth.login_notifications import email_on_new_login
 from keyhouse.realms.resolve import base_url, get_subdomain
 from keyhouse.users.api_keys import has_api_key_format
@@ -59,12 +60,16 @@ def finish_mobile_flow(request: HttpRequest, user: User, otp: str) -> HttpRespon
     return response
 
 
-def finish_desktop_flow(request: HttpRequest, user: User, otp: str) -> HttpResponse:
+def finish_desktop_flow(
+    request: HttpRequest, user: User, otp: str, otp_device_id: str = ""
+) -> HttpResponse:
     """Zulip's finish_desktop_flow: the app gets a token for a session, not the API key.
 
     The login email is sent when the token is redeemed (that is the sign-in).
+    ``otp_device_id``: the device that took this sign-in's code, so that the
+    session bought with the token counts as two-factor verified.
     """
-    token = issue_login_token(user)
+    token = issue_login_token(user, otp_device_id)
     context = {
         "realm": user.realm,
         "desktop_data": desktop_encrypt(token, otp),
@@ -82,13 +87,17 @@ def log_into_subdomain(request: HttpRequest, token: str) -> HttpResponse:
         # Not the token itself: whatever was sent might be someone's secret.
         logger.warning("log_into_subdomain: malformed token (%d characters)", len(token))
         return HttpResponse(status=400)
-    user = redeem_login_token(token)
-    if user is None or not user.is_active or user.realm.deactivated:
+    redeemed = redeem_login_token(token)
+    user = redeemed.user if redeemed is not None else None
+    if redeemed is None or user is None or not user.is_active or user.realm.deactivated:
         logger.warning("log_into_subdomain: invalid or expired token")
         return render(request, "keyhouse/login_token_invalid.html", status=400)
     if user.realm.subdomain != get_subdomain(request):
         return json_error(JsonableError("Invalid subdomain"))
     # Any configured backend will do: each one restores the session's user the same way.
     django_login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
+    device = second_factor.device_by_persistent_id(user, redeemed.otp_device)
+    if device is not None:
+        second_factor.mark_session_verified(request, device)
     email_on_new_login(request, user)
     return HttpResponseRedirect(reverse("api_key"))

@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 
+from keyhouse.auth import second_factor
 from keyhouse.realms.models import Realm
 from keyhouse.realms.resolve import realm_for_request
 from keyhouse.users.models import User
@@ -55,10 +56,14 @@ def session_user(request: HttpRequest, realm: Realm) -> User | None:
     """The signed-in user, if the session belongs to this realm's account.
 
     A session for another realm's account (possible when operators share the
-    session cookie across subdomains) does not count here, as in Zulip.
+    session cookie across subdomains) does not count here, as in Zulip; nor does
+    one of an account with a second factor that no device verified (Zulip's
+    ``zulip_otp_required_if_logged_in``): its owner signs in again, with the code.
     """
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated or user.realm_id != realm.id:
+        return None
+    if not second_factor.session_verified(request, user):
         return None
     return user
 

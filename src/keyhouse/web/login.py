@@ -6,6 +6,9 @@ key, no session) and the desktop app's ``desktop_flow_otp`` (a single-use token
 for the app to redeem). Every submitted password goes through the sign-in
 pipeline (auth/pipeline.py), so the web form has exactly the API's rate limits,
 and leaves exactly one audit entry. Plain HTML forms: no JavaScript needed.
+
+With two-factor sign-in on, an account with a second factor continues with its
+code (web/two_factor_login.py) before any of the three journeys finishes.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from keyhouse.api.errors import JsonableError
 from keyhouse.api.responses import json_error
+from keyhouse.auth import second_factor
 from keyhouse.auth.pipeline import password_attempt, sign_in
 from keyhouse.auth.refusals import SignInRefused
 from keyhouse.realms.methods import (
@@ -40,6 +44,7 @@ from keyhouse.realms.methods import (
 from keyhouse.realms.models import Realm
 from keyhouse.sso.registry import external_method_dicts
 from keyhouse.users.models import User
+from keyhouse.web import two_factor_login
 from keyhouse.web.app_flows import finish_desktop_flow, finish_mobile_flow
 from keyhouse.web.decorators import realm_deactivated, realm_page, session_user
 from keyhouse.web.otp import OTPError, validate_otp_params
@@ -180,24 +185,36 @@ class LoginPage:
             password,
             method=AUDIT_METHOD,
             new_login_email=not self.app_flow,  # the app flows' finishes announce it
+            second_step_follows=True,
         )
+        two_factor_login.discard(self.request)  # a new password step starts afresh
         try:
             user = sign_in(attempt)
         except SignInRefused as refusal:  # anything else (a bug): the usual 500
             message, status = page_message(refusal, self.field["noun"])
             return self.refuse(message, status=status)
+        if second_factor.required(user):
+            return two_factor_login.start(self, user)
         return self.succeed(user)
 
-    def succeed(self, user: User) -> HttpResponse:
+    def succeed(
+        self, user: User, backend: str | None = None, otp_device: Any = None
+    ) -> HttpResponse:
+        """Finish the journey; ``otp_device`` is the device that took the code, if one did."""
+        device_id = otp_device.persistent_id if otp_device is not None else ""
         if self.mobile_flow_otp:
             return finish_mobile_flow(self.request, user, self.mobile_flow_otp)
         if self.desktop_flow_otp:
-            return finish_desktop_flow(self.request, user, self.desktop_flow_otp)
-        django_login(self.request, user)
+            return finish_desktop_flow(
+                self.request, user, self.desktop_flow_otp, otp_device_id=device_id
+            )
+        django_login(self.request, user, backend=backend)
+        if otp_device is not None:
+            second_factor.mark_session_verified(self.request, otp_device)
         return HttpResponseRedirect(self.next or default_landing())
 
 
-@sensitive_post_parameters("password")
+@sensitive_post_parameters("password", *two_factor_login.CODE_FIELDS.values())
 @never_cache
 @csrf_protect
 @realm_page
@@ -212,10 +229,13 @@ def login_page(request: HttpRequest, realm: Realm) -> HttpResponse:
         return realm_deactivated(request, realm)
     if not password_auth_enabled(realm):
         return page.render()
+    if two_factor_login.is_code_step(request):
+        return two_factor_login.submit(page)
     if request.method == "POST":
         return page.submit()
     if request.method not in ("GET", "HEAD"):
         return HttpResponse(status=405, headers={"Allow": "GET, HEAD, POST"})
+    two_factor_login.discard(request)  # showing the form again starts the sign-in over
     if not page.app_flow and session_user(request, realm) is not None:
         return HttpResponseRedirect(page.next or default_landing())
     return page.render()

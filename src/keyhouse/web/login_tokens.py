@@ -8,6 +8,7 @@ workers, other servers) exactly one wins, without row locks or Redis.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.utils.timezone import now
 
@@ -19,8 +20,17 @@ from keyhouse.web.models import LoginToken
 LOGIN_TOKEN_LIFETIME_SECONDS = 15
 
 
-def issue_login_token(user: User) -> str:
-    """A fresh token for ``user``, valid for 15 seconds; expired ones are swept on the way."""
+class RedeemedToken(NamedTuple):
+    user: User
+    otp_device: str  # the device that verified the sign-in's code, "" if none did
+
+
+def issue_login_token(user: User, otp_device_id: str = "") -> str:
+    """A fresh token for ``user``, valid for 15 seconds; expired ones are swept on the way.
+
+    ``otp_device_id``: the sign-in passed its second factor with this device, so the
+    session the token buys counts as verified (auth/second_factor.py).
+    """
     current = now()
     LoginToken.objects.filter(expires_at__lt=current).delete()
     token = generate_api_key()
@@ -28,11 +38,12 @@ def issue_login_token(user: User) -> str:
         token=token,
         user=user,
         expires_at=current + timedelta(seconds=LOGIN_TOKEN_LIFETIME_SECONDS),
+        otp_device=otp_device_id,
     )
     return token
 
 
-def redeem_login_token(token: str) -> User | None:
+def redeem_login_token(token: str) -> RedeemedToken | None:
     """The token's user if the token is known, unused and unexpired; it is used up either way."""
     row = LoginToken.objects.select_related("user__realm").filter(token=token).first()
     if row is None:
@@ -42,4 +53,4 @@ def redeem_login_token(token: str) -> User | None:
         return None
     if row.expires_at <= now():
         return None
-    return row.user
+    return RedeemedToken(row.user, row.otp_device)

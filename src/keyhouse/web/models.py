@@ -20,6 +20,9 @@ class LoginToken(models.Model):
     token = models.CharField(max_length=32, unique=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     expires_at = models.DateTimeField(db_index=True)
+    # The device that verified the sign-in's code (django-otp's persistent id), so the
+    # session the token buys counts as two-factor verified; "" without one.
+    otp_device = models.CharField(max_length=64, blank=True, default="")
 
     def __str__(self) -> str:
         return f"login token for user {self.user_id}, expires {self.expires_at:%H:%M:%S}"

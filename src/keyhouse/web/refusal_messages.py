@@ -15,6 +15,8 @@ from keyhouse.auth import refusals
 OVERLOADED = "The server is busy right now. Wait a moment, then try again."
 DIRECTORY_DOWN = "The sign-in directory cannot be reached right now. Try again in a few minutes."
 WRONG_CREDENTIALS = "Incorrect {noun} or password."
+# django-otp's words (OTPAuthenticationFormMixin), which Zulip's login page shows.
+INVALID_TOKEN = "Invalid token. Please make sure you have entered it correctly."
 
 
 def rate_limited_message(secs_to_freedom: float) -> str:
@@ -59,6 +61,21 @@ PAGE_MESSAGES: dict[type[refusals.SignInRefused], Row] = {
         429,
     ),
     refusals.HashingOverloaded: (lambda r, noun: OVERLOADED, 503),
+    refusals.SecondFactorIncorrect: (lambda r, noun: INVALID_TOKEN, 200),
+    refusals.SecondFactorReused: (
+        lambda r, noun: (
+            "That code was already used. Wait for your app to show the next one, then enter it."
+        ),
+        200,
+    ),
+    refusals.BackupCodeIncorrect: (
+        lambda r, noun: "That backup code is not valid, or it was already used.",
+        200,
+    ),
+    refusals.SecondFactorRequired: (
+        lambda r, noun: "This account must sign in with its two-factor code.",
+        200,
+    ),
     refusals.EmailNotVerified: (
         lambda r, noun: (
             "Your identity provider has not verified your email address, so it cannot be"

@@ -1,8 +1,8 @@
 """Browser-facing routes: sign-in pages, SSO flows for the apps, password reset."""
 
-from django.urls import path  # noqa: F401
+from django.urls import include, path
 
-from keyhouse.backend_choice import saml_installed
+from keyhouse.backend_choice import saml_installed, two_factor_installed
 from keyhouse.web import (
     api_key_page,  # web core
     app_flows,  # web core
@@ -23,6 +23,15 @@ if saml_installed():
         path("accounts/register/social/saml/<str:idp_name>", saml.saml_login, name="signup_saml"),
         path("complete/saml/", saml.saml_acs, name="saml_acs"),
     ]
+
+# Two-factor sign-in's account pages exist only with the ``twofactor`` extra; they
+# answer a clear 404 page while TWO_FACTOR_AUTHENTICATION_ENABLED is off (Zulip
+# routes them only when it is on: a 404 either way).
+two_factor_routes: list = []
+if two_factor_installed():
+    from keyhouse.web import two_factor_pages
+
+    two_factor_routes = [path("", include((two_factor_pages.urlpatterns, "two_factor")))]
 
 urlpatterns: list = [
     # --- login page, mobile/desktop flows, API-key page (web core) ---
@@ -47,6 +56,8 @@ urlpatterns: list = [
     path("account/api-key/", api_key_page.api_key_page, name="api_key"),
     path("account/api-key/zuliprc", api_key_page.download_zuliprc, name="zuliprc"),
     path("account/api-key/regenerate", api_key_page.regenerate_key, name="regenerate_api_key"),
+    # --- two-factor sign-in: enrolment, backup codes (docs/security.md) ---
+    *two_factor_routes,
     # --- password reset, dev login, admin helpers (web extras) ---
     path("accounts/password/reset/", password_reset.password_reset_request, name="password_reset"),
     path(

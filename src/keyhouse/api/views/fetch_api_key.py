@@ -40,5 +40,8 @@ def fetch_api_key(request: HttpRequest) -> dict[str, Any]:
         validate_login_email(username)
 
     # From here on the request is a login attempt: auth/pipeline.py audits it once.
-    user = sign_in(password_attempt(request, realm, username, password, new_login_email=True))
+    attempt = password_attempt(
+        request, realm, username, password, new_login_email=True, password_is_final=True
+    )
+    user = sign_in(attempt)
     return {"api_key": user.api_key, "email": user.delivery_email, "user_id": user.id}
