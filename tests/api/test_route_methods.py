@@ -73,6 +73,14 @@ PAGES: dict[str, tuple[str, ...]] = {
     "account/api-key/": FORM,
     "account/api-key/zuliprc": ("POST",),
     "account/api-key/regenerate": ("POST",),
+    # Two-factor sign-in (web/two_factor_pages.py): Zulip's two_factor.urls paths.
+    "account/login/": FORM,  # keyhouse's login page, not the library's wizard
+    "account/two_factor/": SAFE,
+    "account/two_factor/setup/": FORM,
+    "account/two_factor/qrcode/": ("GET",),  # django-two-factor-auth's QRGeneratorView
+    "account/two_factor/setup/complete/": SAFE,
+    "account/two_factor/backup/tokens/": FORM,
+    "account/two_factor/disable/": FORM,
     "accounts/password/reset/": FORM,
     "accounts/password/reset/done/": SAFE,
     "accounts/password/reset/<uidb64>/<token>/": FORM,
