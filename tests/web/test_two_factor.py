@@ -528,3 +528,17 @@ def test_no_method_or_session_is_a_server_error(url: str, user: User) -> None:
         for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"):
             response = client.generic(method, url, HTTP_ACCEPT="text/html")
             assert response.status_code < 500, (method, url, response.status_code)
+
+
+def test_json_fetch_api_key_needs_a_session_that_gave_the_code(user: User) -> None:
+    """Beyond Zulip: an unverified session cannot trade the password alone for the key."""
+    device = enrol(user)
+    unverified = Client()
+    unverified.force_login(user)
+    refused = unverified.post("/json/fetch_api_key", {"password": PASSWORD})
+    assert refused.status_code == 401 and refused.json()["code"] == "UNAUTHORIZED"
+
+    verified = Client()
+    signed_in_with_code(verified, user, device)
+    answered = verified.post("/json/fetch_api_key", {"password": PASSWORD})
+    assert answered.status_code == 200 and answered.json()["api_key"] == user.api_key

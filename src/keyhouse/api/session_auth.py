@@ -22,6 +22,7 @@ from keyhouse.api.errors import (
     CsrfFailedError,
     UnauthorizedError,
 )
+from keyhouse.auth import second_factor
 from keyhouse.auth.ratelimit import hit
 
 
@@ -50,12 +51,21 @@ def login_redirect(request: HttpRequest) -> HttpResponseRedirect:
 
 
 def session_user_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Signed-in browser session, CSRF token, per-user rate limit, right subdomain."""
+    """Signed-in browser session, CSRF token, per-user rate limit, right subdomain.
+
+    A session of an account with two-factor sign-in that no device verified does
+    not count (beyond Zulip, which checks that on pages only; docs/security.md):
+    otherwise it would trade the password alone for the API key.
+    """
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         user = getattr(request, "user", None)
-        if user is None or not user.is_authenticated:
+        if (
+            user is None
+            or not user.is_authenticated
+            or not second_factor.session_verified(request, user)
+        ):
             if "text/html" in request.headers.get("Accept", ""):
                 return login_redirect(request)
             raise UnauthorizedError(www_authenticate="session")
