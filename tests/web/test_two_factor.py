@@ -542,3 +542,16 @@ def test_json_fetch_api_key_needs_a_session_that_gave_the_code(user: User) -> No
     signed_in_with_code(verified, user, device)
     answered = verified.post("/json/fetch_api_key", {"password": PASSWORD})
     assert answered.status_code == 200 and answered.json()["api_key"] == user.api_key
+
+
+def test_the_admin_shows_no_device_secrets(client: Client, user: User) -> None:
+    """django-otp's admin would show staff every TOTP secret and backup code."""
+    enrol(user)
+    user.is_staff = user.is_superuser = True
+    user.save()
+    client.force_login(user)
+    index = client.get("/admin/")
+    assert index.status_code == 200
+    assert "otp_totp" not in index.content.decode() and "TOTP" not in index.content.decode()
+    for url in ("/admin/otp_totp/totpdevice/", "/admin/otp_static/staticdevice/"):
+        assert client.get(url).status_code == 404
