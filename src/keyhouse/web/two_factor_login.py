@@ -48,6 +48,8 @@ PENDING_KEY = "keyhouse_second_factor_pending"
 
 # django-two-factor-auth's words when TWO_FACTOR_LOGIN_TIMEOUT has passed.
 TIMED_OUT = "Your session has timed out. Please login again."
+NO_CODE = "Enter the code."
+INVALID_CODE_INPUT = "That is not a code."
 # The pending account can no longer sign in at all: start over from the password.
 _ENDS_THE_SIGN_IN = (
     refusals.UserDeactivated,
@@ -148,13 +150,10 @@ def _render(
 def _input_problem(code: str) -> str | None:
     """Refusals before the check (not attempts): nothing typed, or no code at all."""
     if not code.strip():
-        return "Enter the code."
+        return NO_CODE
     if len(code) > MAX_CODE_CHARS or "\x00" in code:
         return INVALID_CODE_INPUT
     return None
-
-
-INVALID_CODE_INPUT = "That is not a code."
 
 
 def submit(page: LoginPage) -> HttpResponse:
