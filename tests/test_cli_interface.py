@@ -28,8 +28,8 @@ def documented_commands() -> list[tuple[list[str], list[str], str]]:
             if not (in_block and line.startswith("keyhouse ")):
                 continue
             usage = line.split("#", 1)[0]
-            words = [w for w in usage.split()[1:3] if re.fullmatch(r"[a-z|-]+", w)]
-            flags = re.findall(r"--[a-z][a-z-]*", usage)
+            words = [w for w in usage.split()[1:3] if re.fullmatch(r"[a-z0-9|-]+", w)]
+            flags = re.findall(r"--[a-z][a-z0-9-]*", usage)
             group, *rest = words
             for name in rest[0].split("|") if rest else [None]:
                 found.append(([group, name] if name else [group], flags, line))
