@@ -80,12 +80,20 @@ def _log_format(value: str) -> str:
 # `ZULIP_VERSION = 10.10` would silently become "10.1", and `ARGON2_TIME_COST = "2"`
 # is a quoting slip.
 
+
 def _oidc_idps(value: dict[str, Any]) -> dict[str, Any]:
     """Refuse an IdP table that cannot work, at start-up rather than at a user's sign-in."""
     from keyhouse.sso_config import check_oidc_table  # pure; kept apart, it has a job of its own
 
     check_oidc_table(value)
     return value
+
+
+def _http_url(name: str, value: str) -> str:
+    value = value.strip()
+    if not value.startswith(("https://", "http://")):
+        raise ConfigError(f"{name} must be an http(s) URL")
+    return value.rstrip("/")
 
 
 KEYS: tuple[ConfigKey, ...] = (
@@ -329,8 +337,49 @@ KEYS: tuple[ConfigKey, ...] = (
        value=None),
     _k("SOCIAL_AUTH_GOOGLE_KEY", str, "unset: no Google", "the Google OAuth client ID",
        value=""),
-    _k("SOCIAL_AUTH_GOOGLE_SECRET", str, "empty", "the Google OAuth client secret",
+    _k("SOCIAL_AUTH_GOOGLE_SECRET", str, "empty",
+       "the Google OAuth client secret; prefer the `_FILE` variant",
        value=""),
+    _k("SOCIAL_AUTH_GOOGLE_SECRET_FILE", str, "unset",
+       "file holding the Google client secret (mode 0600), read at each sign-in",
+       value=None),
+    # --- GitLab, Azure AD and Apple (docs/sso.md): Zulip's setting names ---
+    _k("SOCIAL_AUTH_GITLAB_KEY", str, "unset: no GitLab", "the GitLab application's ID",
+       value=""),
+    _k("SOCIAL_AUTH_GITLAB_SECRET", str, "empty",
+       "the GitLab application's secret; prefer the `_FILE` variant",
+       value=""),
+    _k("SOCIAL_AUTH_GITLAB_SECRET_FILE", str, "unset",
+       "file holding the GitLab secret (mode 0600), read at each sign-in",
+       value=None),
+    _k("SOCIAL_AUTH_GITLAB_API_URL", str, "unset: `https://gitlab.com`",
+       "a self-hosted GitLab's base URL, e.g. `https://gitlab.example.com`",
+       value=None, clean=lambda v: _http_url("SOCIAL_AUTH_GITLAB_API_URL", v)),
+    _k("SOCIAL_AUTH_AZUREAD_OAUTH2_KEY", str, "unset: no Azure AD",
+       "the Azure AD (Entra ID) app registration's Application (client) ID",
+       value=""),
+    _k("SOCIAL_AUTH_AZUREAD_OAUTH2_SECRET", str, "empty",
+       "the app registration's client secret; prefer the `_FILE` variant",
+       value=""),
+    _k("SOCIAL_AUTH_AZUREAD_OAUTH2_SECRET_FILE", str, "unset",
+       "file holding the Azure AD client secret (mode 0600), read at each sign-in",
+       value=None),
+    _k("SOCIAL_AUTH_APPLE_SERVICES_ID", str, "unset: no Apple",
+       "the Sign in with Apple Services ID (the web flow's client ID)",
+       value=""),
+    _k("SOCIAL_AUTH_APPLE_APP_ID", str, "unset",
+       "an app's bundle ID also accepted as an id_token audience",
+       value=None),
+    _k("SOCIAL_AUTH_APPLE_KEY", str, "unset", "the ID of the Sign in with Apple private key",
+       value=""),
+    _k("SOCIAL_AUTH_APPLE_TEAM", str, "unset", "the Apple developer team ID",
+       value=""),
+    _k("SOCIAL_AUTH_APPLE_SECRET", str, "empty",
+       "the private key (PEM, `.p8`) that signs the client secret; prefer the `_FILE` variant",
+       value=""),
+    _k("SOCIAL_AUTH_APPLE_SECRET_FILE", str, "unset",
+       "file holding that private key (mode 0600), read at each sign-in",
+       value=None),
     _k("SECURE_COOKIES", bool, "`false`", "session and CSRF cookies over HTTPS only",
        "KEYHOUSE_SECURE_COOKIES",
        value=False),
