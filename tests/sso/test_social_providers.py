@@ -207,18 +207,18 @@ def test_gitlab_web_sign_in_with_the_secret_from_its_file(
     signed_in_as(other, sign_in(other, "gitlab"), alice)
 
 
-def test_gitlab_wrong_secret_is_an_idp_error(
+def test_gitlab_wrong_secret_is_a_configuration_error(
     client: Client,
     providers: StandIn,
     alice: User,  # noqa: F811
 ) -> None:
-    """Against the local GitLab stand-in: the token endpoint refuses our secret."""
+    """Against the local GitLab stand-in: the token endpoint refuses our secret (invalid_client)."""
     providers.client_secrets["gl-id"] = "something else"
     providers.next_user = gitlab_user("alice@example.com")
     response = sign_in(client, "gitlab")
     assert "_auth_user_id" not in client.session
-    assert "GitLab" in response.content.decode()
-    assert attempts() == [("gitlab", "failure", "IDP_ERROR")]
+    assert "GitLab is not set up correctly" in response.content.decode()
+    assert attempts() == [("gitlab", "failure", "IDP_MISCONFIGURED")]
 
 
 def test_gitlab_unconfirmed_email_is_refused(
@@ -342,9 +342,10 @@ def test_apple_client_secret_signed_with_another_key_is_refused(
     )
     settings.SOCIAL_AUTH_APPLE_SECRET = other.decode()
     providers.next_user = apple_user("alice@example.com")
-    sign_in(client, "apple")
+    response = sign_in(client, "apple")
     assert "_auth_user_id" not in client.session
-    assert attempts() == [("apple", "failure", "IDP_ERROR")]
+    assert "Apple is not set up correctly" in response.content.decode()
+    assert attempts() == [("apple", "failure", "IDP_MISCONFIGURED")]
 
 
 def test_apple_binding_cookie_survives_the_cross_site_post_over_https(
@@ -368,3 +369,14 @@ def test_apple_native_flow_is_refused_with_a_message(client: Client, providers: 
     assert response.status_code == 200
     assert "not supported by this server" in response.content.decode()
     assert attempts() == [("apple", "failure", "IDP_NOT_ALLOWED")]
+
+
+def test_apple_with_an_unusable_private_key_says_so_without_a_500(
+    client: Client, providers: StandIn, settings: Settings
+) -> None:
+    """Stand-in not contacted: the client secret cannot be signed, so the flow cannot start."""
+    settings.SOCIAL_AUTH_APPLE_SECRET = "-----BEGIN PRIVATE KEY-----\nnot a key\n"
+    response = client.get("/accounts/login/social/apple")
+    assert response.status_code == 200
+    assert "not set up correctly on this server" in response.content.decode()
+    assert attempts() == [("apple", "failure", "IDP_MISCONFIGURED")]

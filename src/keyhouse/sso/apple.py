@@ -21,9 +21,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import jwt
 from django.conf import settings
 from django.http import HttpRequest
 from social_core.backends.apple import AppleIdAuth
+from social_core.exceptions import AuthConfigurationError
 
 from keyhouse import social_providers
 from keyhouse.sso.registry import ExternalIdentity, IdPFailure, register
@@ -50,6 +52,15 @@ class KeyhouseApple(SocialBackendMixin, AppleIdAuth):
         super().__init__(*args, **kwargs)
         # Apple's keys; a setting here (social-core has a constant) for the tests' stand-in.
         self.JWK_URL = str(self.setting("JWK_URL", APPLE_JWK_URL))
+
+    def generate_client_secret(self) -> str:
+        """social-core's, with an unusable private key a configuration error, not a 500."""
+        try:
+            return str(super().generate_client_secret())
+        except (ValueError, TypeError, jwt.PyJWTError):
+            raise AuthConfigurationError(
+                self, code="invalid_setting", parameter="SECRET", stage="begin"
+            ) from None
 
     def identity(self, details: dict[str, Any], response: dict[str, Any]) -> ExternalIdentity:
         email = (details.get("email") or "").strip()

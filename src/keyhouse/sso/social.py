@@ -25,12 +25,12 @@ from typing import Any, ClassVar
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
-from social_core.exceptions import SocialAuthBaseException
+from social_core.exceptions import AuthConfigurationError, SocialAuthBaseException
 
 from keyhouse import social_providers
 from keyhouse.realms.models import Realm
 from keyhouse.sso import flow_store
-from keyhouse.sso.completion import complete_backend, unreachable_message
+from keyhouse.sso.completion import complete_backend, misconfigured, unreachable_message
 from keyhouse.sso.registry import (
     EmailChoice,
     EmailOption,
@@ -123,6 +123,8 @@ class SocialMethod(ExternalMethod):
             url = backend.auth_url()
         except SocialAuthBaseException as exc:
             logger.warning("%s: cannot start: %s", self.backend, type(exc).__name__)
+            if isinstance(exc, AuthConfigurationError):
+                raise misconfigured(self.display_name, self.realm_method) from None
             raise IdPFailure(
                 unreachable_message(self.display_name), "IDP_UNAVAILABLE", self.realm_method
             ) from None
