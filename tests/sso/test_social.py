@@ -3,6 +3,7 @@
 GitHub and Google cannot be reached from these machines: every test here runs
 keyhouse's real flow (social-core's authorize URL, code exchange, API calls over
 real HTTP) against a stand-in HTTP server on 127.0.0.1 that answers as their APIs do.
+Also GitHub's email-choice page (Zulip's social_auth_select_email), at the end.
 """
 
 from __future__ import annotations

@@ -380,3 +380,32 @@ def test_apple_with_an_unusable_private_key_says_so_without_a_500(
     assert response.status_code == 200
     assert "not set up correctly on this server" in response.content.decode()
     assert attempts() == [("apple", "failure", "IDP_MISCONFIGURED")]
+
+
+@pytest.mark.parametrize(
+    ("method", "secret"),
+    [
+        ("github", "SOCIAL_AUTH_GITHUB_SECRET"),
+        ("google", "SOCIAL_AUTH_GOOGLE_SECRET"),
+        ("gitlab", "SOCIAL_AUTH_GITLAB_SECRET"),
+        ("azuread", "SOCIAL_AUTH_AZUREAD_OAUTH2_SECRET"),
+        ("apple", "SOCIAL_AUTH_APPLE_SECRET"),
+    ],
+)
+def test_every_social_secret_has_a_file_variant_that_wins(
+    method: str, secret: str, settings: Settings, providers: StandIn, tmp_path: Path
+) -> None:
+    """Stand-in not contacted: the ``_FILE`` alone configures the method and is what is used."""
+    from keyhouse import social_providers
+
+    path = tmp_path / f"{method}-secret"
+    path.write_text("from the file\n")
+    settings.SOCIAL_AUTH_GITHUB_KEY = settings.SOCIAL_AUTH_GOOGLE_KEY = "client-id"
+    setattr(settings, secret, "")
+    setattr(settings, secret + "_FILE", str(path))
+    assert social_providers.configured(method)
+    assert social_providers.client_secret(method) == "from the file"
+    setattr(settings, secret, "inline")
+    assert social_providers.client_secret(method) == "from the file"
+    setattr(settings, secret + "_FILE", None)
+    assert social_providers.client_secret(method) == "inline"
