@@ -383,3 +383,30 @@ def test_github_no_account_among_several_shows_the_choice(
     _, offered = choice_page(page)
     assert offered == ["a@example.com", "b@example.com"]
     assert page.content.decode().count("No account in this organization") == 2
+
+
+@pytest.mark.parametrize("emails", [1, 2], ids=["straight", "through-the-choice"])
+def test_github_answer_for_another_organization_is_refused(
+    client: Client,
+    providers: StandIn,
+    other_realm: Realm,
+    emails: int,
+) -> None:
+    """Against the local GitHub stand-in: started on other.example.org, answered on the root
+    host: never signed in across realms, nor shown the other realm's choice page."""
+    from keyhouse.users.actions import create_user
+
+    other_realm.authentication_methods = ["github"]
+    other_realm.save()
+    create_user(other_realm, "alice@example.com", "Alice")
+    create_user(other_realm, "alice@work.example", "Alice at work")  # two: the choice
+    addresses = [("alice@example.com", True, True), ("alice@work.example", True, False)]
+    providers.next_user = github_user(*addresses[:emails])
+    start = client.get("/accounts/login/social/github", HTTP_HOST="other.example.org")
+    back = httpx.get(start["Location"], follow_redirects=False)
+    parts = urlsplit(back.headers["Location"])
+    response = client.get(parts.path, dict(parse_qsl(parts.query)), HTTP_HOST="example.org")
+    assert "not for this organization" in response.content.decode()
+    assert "Choose the email address" not in response.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert attempts() == [("sso", "failure", "SSO_WRONG_REALM")]

@@ -73,8 +73,10 @@ class EmailChoice(Exception):
         state: str,
         options: list[EmailOption],
         unverified: list[str],
+        subdomain: str,
     ) -> None:
         self.backend = backend
+        self.subdomain = subdomain  # the realm the flow was started for
         self.display_name = display_name
         self.state = state
         self.options = options  # the primary first

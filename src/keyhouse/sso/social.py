@@ -168,7 +168,12 @@ class SocialMethod(ExternalMethod):
                 },
             )
             raise EmailChoice(
-                self.backend, self.display_name, state, needed.options, needed.unverified
+                self.backend,
+                self.display_name,
+                state,
+                needed.options,
+                needed.unverified,
+                flow.subdomain,
             ) from None
         return identity, relay
 

@@ -46,6 +46,7 @@ from keyhouse.web.refusal_messages import page_message
 logger = logging.getLogger("keyhouse.web.sso")
 
 RELAYED = ("mobile_flow_otp", "desktop_flow_otp", "next", "is_signup")
+_WRONG_REALM = IdPFailure("This sign-in link is not for this organization.", "SSO_WRONG_REALM")
 
 
 @never_cache
@@ -104,14 +105,12 @@ def social_complete(request: HttpRequest, realm: Realm, backend: str) -> HttpRes
     except IdPFailure as failure:
         return _failed(request, realm, failure)
     except EmailChoice as choice:
+        if choice.subdomain != realm.subdomain:
+            return _failed(request, realm, _WRONG_REALM)
         return _choose_email(request, realm, choice)
     if relay.get("subdomain") != realm.subdomain:
         # The state was issued for another organization's host: never cross realms.
-        return _failed(
-            request,
-            realm,
-            IdPFailure("This sign-in link is not for this organization.", "SSO_WRONG_REALM"),
-        )
+        return _failed(request, realm, _WRONG_REALM)
     if not method.enabled(realm):
         return _failed(
             request,
