@@ -2,8 +2,6 @@
 
 Started once per session on a free 127.0.0.1 port; ``npm ci`` runs if
 tests/oidc/node_modules is missing. Skipped, saying why, without node or npm.
-``standin``: the LOCAL STAND-IN for the social providers (standin.py), which are
-unreachable from CI.
 """
 
 from __future__ import annotations
@@ -16,8 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.sso.standin import StandIn
 
 OIDC_DIR = Path(__file__).resolve().parents[1] / "oidc"
 REDIRECT_URI = "http://testserver/complete/oidc/"
@@ -63,12 +59,3 @@ def oidc_issuer() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="session")
-def standin() -> Iterator[StandIn]:
-    server = StandIn()
-    server.thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()

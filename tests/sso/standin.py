@@ -23,15 +23,18 @@ pages are skipped: the authorize endpoints sign in ``next_user`` at once.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
+import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
@@ -245,3 +248,17 @@ class StandIn:
                 self._json(200, body)
 
         return Handler
+
+
+@functools.cache
+def _running() -> StandIn:
+    """One stand-in for the whole session, whichever test modules ask (a daemon thread)."""
+    server = StandIn()
+    server.thread.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def standin() -> Iterator[StandIn]:
+    """The running stand-in; test modules import this fixture (kept out of conftest.py)."""
+    yield _running()

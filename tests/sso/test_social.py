@@ -19,13 +19,17 @@ from pytest_django.fixtures import Settings
 
 from keyhouse.realms.models import Realm
 from keyhouse.users.models import User
-from tests.sso.standin import StandIn
+from tests.sso.standin import StandIn, standin  # noqa: F401  (fixture)
 from tests.sso.test_oidc import OTP, alice, attempts  # noqa: F401  (fixture)
 from tests.web.test_mobile_flow import decrypt
 
 
 @pytest.fixture
-def providers(settings: Settings, standin: StandIn, realm: Realm) -> StandIn:
+def providers(
+    settings: Settings,
+    standin: StandIn,  # noqa: F811
+    realm: Realm,
+) -> StandIn:
     settings.SOCIAL_AUTH_GITHUB_KEY = "gh-id"
     settings.SOCIAL_AUTH_GITHUB_SECRET = "gh-secret"
     settings.SOCIAL_AUTH_GITHUB_AUTHORIZATION_URL = f"{standin.url}/login/oauth/authorize"

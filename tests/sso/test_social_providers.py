@@ -23,7 +23,7 @@ from pytest_django.fixtures import Settings
 
 from keyhouse.realms.models import Realm
 from keyhouse.users.models import User
-from tests.sso.standin import StandIn
+from tests.sso.standin import StandIn, standin  # noqa: F401  (fixture)
 from tests.sso.test_oidc import OTP, alice, attempts  # noqa: F401  (fixture)
 from tests.sso.test_social import sign_in
 from tests.web.test_mobile_flow import decrypt
@@ -51,7 +51,7 @@ def apple_key() -> tuple[str, str]:
 @pytest.fixture
 def providers(
     settings: Settings,
-    standin: StandIn,
+    standin: StandIn,  # noqa: F811
     realm: Realm,
     tmp_path: Path,
     apple_key: tuple[str, str],
