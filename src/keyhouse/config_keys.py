@@ -80,6 +80,7 @@ def _log_format(value: str) -> str:
 # `ZULIP_VERSION = 10.10` would silently become "10.1", and `ARGON2_TIME_COST = "2"`
 # is a quoting slip.
 
+
 def _oidc_idps(value: dict[str, Any]) -> dict[str, Any]:
     """Refuse an IdP table that cannot work, at start-up rather than at a user's sign-in."""
     from keyhouse.sso_config import check_oidc_table  # pure; kept apart, it has a job of its own
