@@ -6,15 +6,19 @@ is signed and checked with real keys made at test time.
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 from django.contrib.sessions.models import Session
 from django.test import Client as DjangoClient
 from pytest_django.fixtures import Settings
+from saml2.samlp import STATUS_RESPONDER
 
 from keyhouse.auth.models import LoginAttempt
 from keyhouse.realms.models import Realm
@@ -200,8 +204,6 @@ def test_mobile_flow_ends_in_the_zulip_redirect(saml: SAMLIdP, alice: User) -> N
     browser = Client()
     response = post_to_acs(browser, form)
     assert response.status_code == 302 and response["Location"].startswith("zulip://login?")
-    from urllib.parse import parse_qs, urlparse
-
     query = parse_qs(urlparse(response["Location"]).query)
     alice.refresh_from_db()
     assert otp_decrypt_api_key(query["otp_encrypted_api_key"][0], otp) == alice.api_key
@@ -372,3 +374,159 @@ def test_server_settings_and_login_page_list_each_idp_as_zulip(
     body = Client().get("/api/v1/server_settings").json()
     assert body["authentication_methods"]["saml"] is False
     assert body["external_authentication_methods"] == []
+
+
+# --- SP-initiated logout --------------------------------------------------------------
+
+
+def idp_redirect(url: str) -> str:
+    """GET ``url`` at the real IdP and return where it redirects the browser (not followed:
+    the SP's host, example.org, is this test's Django client, not a network address)."""
+    parsed = urlparse(url)
+    connection = http.client.HTTPConnection(parsed.netloc, timeout=10)
+    try:
+        connection.request("GET", path_and_query(url))
+        answer = connection.getresponse()
+        body = answer.read()
+        assert answer.status == 302, body[:500]
+        return answer.getheader("Location") or ""
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def slo(saml: SAMLIdP, settings: Settings) -> SAMLIdP:
+    settings.SOCIAL_AUTH_SAML_ENABLED_IDPS = {
+        "one": saml.sp_config(sp_initiated_logout_enabled=True)
+    }
+    return saml
+
+
+def _logout_at_idp(client: DjangoClient, idp: SAMLIdP) -> str:
+    """Sign out at keyhouse; the IdP's LogoutResponse URL it sends the browser back with."""
+    response = client.post("/accounts/logout/")
+    assert response.status_code == 302, response.content[:300]
+    location = response["Location"]
+    assert location.startswith(idp.slo_url + "?")
+    query = parse_qs(urlparse(location).query)
+    assert {"SAMLRequest", "RelayState", "SigAlg", "Signature"} <= set(query)
+    # The session ended before the browser left: an IdP that never answers changes nothing.
+    assert "_auth_user_id" not in client.session
+    back = idp_redirect(location)  # the IdP checked the LogoutRequest's signature
+    assert back.startswith(ACS + "?") and "SAMLResponse=" in back
+    return back
+
+
+def _logout_refused_for(caplog: pytest.LogCaptureFixture, code: str) -> None:
+    """The page is the same for every refusal; the log says which check failed."""
+    refusals = [
+        r.getMessage() for r in caplog.records if "LogoutResponse refused" in r.getMessage()
+    ]
+    assert refusals and code in refusals[-1], refusals
+
+
+def test_sp_initiated_logout_round_trip(
+    slo: SAMLIdP, alice: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    other_browser = _signed_in(slo)
+    client = _signed_in(slo)
+    old_key = alice.api_key
+    back = _logout_at_idp(client, slo)
+    request = slo.logout_requests[-1]
+    assert request.name_id.text == "alice@example.com"  # the NameID the IdP issued
+    assert request.session_index and request.session_index[0].text  # and its SessionIndex
+    response = client.get(path_and_query(back))
+    assert response.status_code == 302 and response["Location"] == "/login/"
+    assert b"You have signed out." in client.get("/login/").content
+    assert not OutstandingRequest.objects.exists()  # the LogoutRequest was answered
+    # Only this browser's session ends (Zulip's SP-initiated logout); the key stays.
+    assert other_browser.session["_auth_user_id"] == str(alice.pk)
+    alice.refresh_from_db()
+    assert alice.api_key == old_key
+    # The same LogoutResponse again answers nothing outstanding.
+    again = Client().get(path_and_query(back))
+    assert again.status_code == 400 and b"could not be verified" in again.content
+    _logout_refused_for(caplog, "SSO_UNSOLICITED")
+
+
+def test_unsigned_logout_response_is_refused(
+    slo: SAMLIdP, alice: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    slo.sign_logout_response = False
+    client = _signed_in(slo)
+    back = _logout_at_idp(client, slo)
+    assert "Signature=" not in back
+    response = client.get(path_and_query(back))
+    assert response.status_code == 400
+    assert b"could not be verified" in response.content
+    assert b"You are signed out" in response.content  # and it is true:
+    assert "_auth_user_id" not in client.session
+    _logout_refused_for(caplog, "SSO_BAD_SIGNATURE")
+
+
+def test_forged_logout_response_signature_is_refused(
+    slo: SAMLIdP, alice: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = _signed_in(slo)
+    back = _logout_at_idp(client, slo)
+    parsed = urlparse(back)
+    query = {k: v[0] for k, v in parse_qs(parsed.query).items()}
+    signature = bytearray(base64.b64decode(query["Signature"]))
+    signature[10] ^= 0xFF
+    query["Signature"] = base64.b64encode(bytes(signature)).decode()
+    response = client.get(f"{parsed.path}?{urlencode(query)}")
+    assert response.status_code == 400 and b"could not be verified" in response.content
+    _logout_refused_for(caplog, "SSO_BAD_SIGNATURE")
+
+
+def test_logout_response_to_another_request_is_refused(
+    slo: SAMLIdP, alice: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    slo.logout_in_response_to = "id-we-never-sent"
+    client = _signed_in(slo)
+    response = client.get(path_and_query(_logout_at_idp(client, slo)))
+    assert response.status_code == 400 and b"could not be verified" in response.content
+    _logout_refused_for(caplog, "SSO_UNSOLICITED")
+
+
+def test_logout_refused_by_the_idp_is_a_page(
+    slo: SAMLIdP, alice: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    slo.logout_status = STATUS_RESPONDER
+    client = _signed_in(slo)
+    response = client.get(path_and_query(_logout_at_idp(client, slo)))
+    assert response.status_code == 400 and b"sign out there" in response.content
+    _logout_refused_for(caplog, "not successful")
+
+
+def test_garbage_logout_response_is_a_page_not_a_500(slo: SAMLIdP, alice: User) -> None:
+    for query in ("SAMLResponse=%25%25", "SAMLResponse=PGZvby8%2B", "SAMLResponse="):
+        response = Client().get(f"/complete/saml/?{query}")
+        assert response.status_code == 400, query
+
+
+def test_logout_is_local_when_the_idp_does_not_enable_it(saml: SAMLIdP, alice: User) -> None:
+    client = _signed_in(saml)  # sp_initiated_logout_enabled is off by default, as in Zulip
+    response = client.post("/accounts/logout/")
+    assert response.status_code == 302 and response["Location"] == "/login/"
+    assert "_auth_user_id" not in client.session
+    assert not saml.logout_requests and not OutstandingRequest.objects.exists()
+
+
+def test_logout_of_a_session_not_from_saml_is_local(slo: SAMLIdP, alice: User) -> None:
+    client = Client()
+    client.force_login(alice)  # as a password sign-in would
+    response = client.post("/accounts/logout/")
+    assert response.status_code == 302 and response["Location"] == "/login/"
+    assert "_auth_user_id" not in client.session
+    assert not slo.logout_requests
+
+
+def test_logout_is_local_without_an_slo_url(slo: SAMLIdP, alice: User, settings: Settings) -> None:
+    client = _signed_in(slo)
+    settings.SOCIAL_AUTH_SAML_ENABLED_IDPS = {
+        "one": slo.sp_config(sp_initiated_logout_enabled=True, slo_url="")
+    }
+    response = client.post("/accounts/logout/")
+    assert response.status_code == 302 and response["Location"] == "/login/"
+    assert "_auth_user_id" not in client.session
