@@ -11,6 +11,7 @@ meets a real, differently-built message.
     GET /slo?SAMLRequest=…&Signature=…    → the SP's LogoutRequest, its signature checked,
                                             answered with a 302 carrying a LogoutResponse
     idp.unsolicited(...)                   → an IdP-initiated response (form fields)
+    idp.respond_to(request_id, ...)        → a response to a request (even another IdP's)
     idp.logout_request_url(...)            → a LogoutRequest to the SP (Redirect binding)
 """
 
@@ -226,7 +227,13 @@ class SAMLIdP:
         self, acs_url: str, sp_entity_id: str, relay_state: str | None
     ) -> dict[str, str]:
         """IdP-initiated sign-in: a response to no request, as form fields."""
-        xml = self._response(None, acs_url, sp_entity_id)
+        return self.respond_to(None, acs_url, sp_entity_id, relay_state)
+
+    def respond_to(
+        self, request_id: str | None, acs_url: str, sp_entity_id: str, relay_state: str | None
+    ) -> dict[str, str]:
+        """A response to the request ``request_id``, as form fields (even one sent elsewhere)."""
+        xml = self._response(request_id, acs_url, sp_entity_id)
         return form_fields(self._post_form(xml, acs_url, relay_state))
 
     def logout_request_url(
