@@ -75,14 +75,19 @@ class SimpleSAMLphpIdP:
         (self.dir / "cert" / "server.crt").write_text(self.cert_pem)
         self.sp_metadata_file = self.dir / "sp-metadata.xml"
         self._write_config()
+        self._server_log = open(self.dir / "log" / "php-server.log", "wb")  # noqa: SIM115
         self._process = subprocess.Popen(
             ["php", "-S", f"127.0.0.1:{self.port}", "-t", str(WWW)],
             cwd=WWW,
             env={**os.environ, "SIMPLESAMLPHP_CONFIG_DIR": str(self.dir / "config")},
-            stdout=open(self.dir / "log" / "php-server.log", "wb"),  # noqa: SIM115
+            stdout=self._server_log,
             stderr=subprocess.STDOUT,
         )
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()  # no php left behind by a server that never came up
+            raise
 
     def _write_config(self) -> None:
         d = self.dir
@@ -170,7 +175,7 @@ $metadata[{_php(self.entity_id)}] = [
         deadline = time.monotonic() + timeout
         while True:
             if self._process.poll() is not None:
-                raise RuntimeError(f"php -S exited: {self.logs()}")
+                raise RuntimeError(f"php -S exited ({self._process.returncode}): {self.logs()}")
             try:
                 if httpx.get(self.entity_id, timeout=2).status_code == 200:
                     return
@@ -213,4 +218,5 @@ $metadata[{_php(self.entity_id)}] = [
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait(timeout=10)
+        self._server_log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
