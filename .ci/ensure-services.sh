@@ -109,6 +109,12 @@ echo "ensure-services: Chromium is installed (/usr/bin/chromium)"
 have xmlsec1 || apt_install xmlsec1
 have xmlsec1 || { echo "ensure-services: xmlsec1 is missing" >&2; exit 1; }
 echo "ensure-services: xmlsec1 is installed ($(xmlsec1 --version))"
+# tests/web/test_saml_simplesamlphp.py: Debian's SimpleSAMLphp served by `php -S`.
+if [ ! -f /usr/share/simplesamlphp/www/saml2/idp/SSOService.php ] || ! have php; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        simplesamlphp php-cli php-xml php-mbstring >/dev/null
+fi
+echo "ensure-services: SimpleSAMLphp is installed (served by php -S in the tests)"
 
 # --- nginx (tests/proxy: remote-user SSO behind auth_basic, forward-auth auth_request) ---
 # Only the binary: the tests run their own nginx on free ports; the package's own
