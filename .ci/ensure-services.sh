@@ -111,8 +111,7 @@ have xmlsec1 || { echo "ensure-services: xmlsec1 is missing" >&2; exit 1; }
 echo "ensure-services: xmlsec1 is installed ($(xmlsec1 --version))"
 # tests/web/test_saml_simplesamlphp.py: Debian's SimpleSAMLphp served by `php -S`.
 if [ ! -f /usr/share/simplesamlphp/www/saml2/idp/SSOService.php ] || ! have php; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        simplesamlphp php-cli php-xml php-mbstring >/dev/null
+    apt_install --no-install-recommends simplesamlphp php-cli php-xml php-mbstring
 fi
 echo "ensure-services: SimpleSAMLphp is installed (served by php -S in the tests)"
 
