@@ -31,6 +31,7 @@ from keyhouse.api.errors import JsonableError
 from keyhouse.api.responses import json_error
 from keyhouse.auth.pipeline import password_attempt, sign_in
 from keyhouse.auth.refusals import SignInRefused
+from keyhouse.backend_choice import saml_installed
 from keyhouse.realms.methods import (
     email_auth_enabled,
     ldap_auth_enabled,
@@ -221,13 +222,29 @@ def login_page(request: HttpRequest, realm: Realm) -> HttpResponse:
     return page.render()
 
 
+def _idp_logout_url(request: HttpRequest, realm: Realm) -> str | None:
+    if not saml_installed():  # the ``saml`` extra: without it no session is SAML's
+        return None
+    from keyhouse.web.saml import sp_initiated_logout_url
+
+    return sp_initiated_logout_url(request, realm)
+
+
 @never_cache
 @csrf_protect
 @realm_page
 def logout_page(request: HttpRequest, realm: Realm) -> HttpResponse:
-    """POST signs out; GET shows a button for it (signing out on GET would be CSRF-able)."""
+    """POST signs out; GET shows a button for it (signing out on GET would be CSRF-able).
+
+    A session that signed in through a SAML IdP with ``sp_initiated_logout_enabled``
+    goes on to the IdP with a LogoutRequest (web/saml.py); it ends here first, so
+    an IdP that never answers leaves no session behind.
+    """
     if request.method == "POST":
+        idp_logout = _idp_logout_url(request, realm)  # before: the session names the IdP
         django_logout(request)
+        if idp_logout:
+            return HttpResponseRedirect(idp_logout)
         messages.info(request, "You have signed out.")
         return HttpResponseRedirect(reverse("login"))
     if request.method not in ("GET", "HEAD"):
