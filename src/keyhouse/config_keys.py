@@ -96,6 +96,17 @@ def _http_url(name: str, value: str) -> str:
     return value.rstrip("/")
 
 
+def _jwt_keys(value: dict[str, Any]) -> dict[str, Any]:
+    """Refuse a JWT key table that cannot work or is unsafe (``none``, mixed algorithms…)."""
+    from keyhouse.jwt_config import JWTConfigError, check_jwt_table  # pure, a job of its own
+
+    try:
+        check_jwt_table(value)
+    except JWTConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    return value
+
+
 KEYS: tuple[ConfigKey, ...] = (
     _k("DATA_DIR", str, "`./keyhouse-data`",
        "SQLite database, generated secret key (`secret_key`, mode 0600) and mail files",
@@ -309,6 +320,10 @@ KEYS: tuple[ConfigKey, ...] = (
        value={}),
     _k("SEND_LOGIN_EMAILS", bool, "`true`", "the new-login email", "KEYHOUSE_SEND_LOGIN_EMAILS",
        value=True),
+    _k("JWT_AUTH_KEYS", dict, "`{}`: no JWT sign-in",
+       'per realm subdomain (`""` is the root realm): `key` or `key_file`, and `algorithms`,'
+       ' e.g. `["HS256"]` (docs/jwt.md)',
+       value={}, clean=lambda v: _jwt_keys(v)),
     _k("SOCIAL_AUTH_OIDC_ENABLED_IDPS", dict, "`{}`",
        "OpenID Connect IdPs, one table each: `oidc_url`, `client_id`, `secret` or"
        " `secret_file`, `display_name`, `display_icon`, `auto_signup`, `limit_to_subdomains`"

@@ -50,6 +50,8 @@ ZULIP_FEATURE_LEVEL: int = _v["ZULIP_FEATURE_LEVEL"]
 
 # --- Authentication ---------------------------------------------------------
 DEV_MODE: bool = _v["DEV_MODE"]
+# JWT sign-in (docs/jwt.md): Zulip's setting, checked by config_keys (jwt_config.py).
+JWT_AUTH_KEYS: dict[str, dict[str, Any]] = _v["JWT_AUTH_KEYS"]
 
 # --- LDAP (docs/ldap.md): Zulip's setting names, from the config file ---------
 AUTH_LDAP_SERVER_URI: str = _v["AUTH_LDAP_SERVER_URI"]

@@ -50,6 +50,7 @@ class Api:
 
 API: dict[str, Api] = {
     "api/v1/fetch_api_key": Api(("POST",), rest=False),
+    "api/v1/jwt/fetch_api_key": Api(("POST",), rest=False),  # Zulip's require_post path
     "api/v1/server_settings": Api(("GET", "HEAD"), rest=False),
     "api/v1/users/me": Api(("GET", "HEAD"), rest=True),
     "api/v1/users/me/api_key/regenerate": Api(("POST",), rest=True),
@@ -63,6 +64,7 @@ PAGES: dict[str, tuple[str, ...]] = {
     "login/": FORM,
     "accounts/login/": FORM,
     "accounts/logout/": FORM,
+    "accounts/login/jwt/": ("POST",),  # Zulip's remote_user_jwt: require_post
     "accounts/login/subdomain/<str:token>": ANY,  # Zulip's log_into_subdomain: any method
     # SSO (web/sso.py): Zulip's start_social_login / social_django's complete: any method.
     "accounts/login/social/<str:backend>": ANY,

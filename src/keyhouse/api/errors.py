@@ -296,6 +296,15 @@ REFUSAL_ERRORS: dict[type[refusals.SignInRefused], Callable[[Any], JsonableError
     refusals.RateLimited: lambda r: RateLimitedError(r.secs_to_freedom),
     refusals.HashingOverloaded: lambda r: ServerOverloadedError(r.retry_after),
     refusals.DirectoryUnavailable: lambda r: DirectoryUnavailableError(),
+    # zerver/views/auth.py: get_email_and_realm_from_jwt_authentication_request
+    refusals.JWTRefused: lambda r: JsonableError("Bad JSON web token"),
+    refusals.JWTNotEnabled: lambda r: JsonableError(
+        "JWT authentication is not enabled for this organization"
+    ),
+    refusals.JWTMissing: lambda r: JsonableError("No JSON web token passed in request"),
+    refusals.JWTNoEmail: lambda r: JsonableError("No email specified in JSON web token claims"),
+    # The operator's misconfiguration (logged): Zulip's JSON 500, never a traceback.
+    refusals.JWTKeyUnusable: lambda r: InternalServerError(),
 }
 
 

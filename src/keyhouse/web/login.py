@@ -189,12 +189,13 @@ class LoginPage:
             return self.refuse(message, status=status)
         return self.succeed(user)
 
-    def succeed(self, user: User) -> HttpResponse:
+    def succeed(self, user: User, backend: str | None = None) -> HttpResponse:
+        """The app flow's finish, else a session; ``backend`` for a user no backend returned."""
         if self.mobile_flow_otp:
             return finish_mobile_flow(self.request, user, self.mobile_flow_otp)
         if self.desktop_flow_otp:
             return finish_desktop_flow(self.request, user, self.desktop_flow_otp)
-        django_login(self.request, user)
+        django_login(self.request, user, backend=backend)
         return HttpResponseRedirect(self.next or default_landing())
 
 

@@ -6,6 +6,7 @@ from keyhouse.backend_choice import saml_installed
 from keyhouse.web import (
     api_key_page,  # web core
     app_flows,  # web core
+    jwt_login,  # JSON Web Token sign-in (docs/jwt.md)
     login,  # web core
     password_reset,  # web extras
     sso,  # single sign-on (docs/sso.md)
@@ -34,6 +35,8 @@ urlpatterns: list = [
         app_flows.log_into_subdomain,
         name="log_into_subdomain",
     ),
+    # --- JSON Web Token sign-in (docs/jwt.md) ---
+    path("accounts/login/jwt/", jwt_login.jwt_login, name="login_jwt"),
     # --- SAML (single sign-on; docs/sso.md) ---
     *saml_routes,
     # --- single sign-on: Zulip's routes (web/sso.py) ---
