@@ -104,6 +104,16 @@ class IdPFailed(SignInRefused):
         self.code = code  # type: ignore[misc]
 
 
+class RemoteUserUntrusted(SignInRefused):
+    """Remote-user SSO: the user-name header came from a peer not in TRUSTED_PROXIES.
+
+    Ignored (as if absent) and audited: anyone who reaches keyhouse directly
+    could otherwise name any user.
+    """
+
+    code = "REMOTE_USER_UNTRUSTED"
+
+
 # --- Limits and the server's state ----------------------------------------------
 
 

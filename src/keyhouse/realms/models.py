@@ -5,7 +5,16 @@ from __future__ import annotations
 from django.db import models
 
 # Authentication methods a realm may enable; names as in Zulip's AUTH_BACKEND_NAME_MAP.
-AUTH_METHODS: tuple[str, ...] = ("email", "ldap", "dev", "github", "google", "oidc", "saml")
+AUTH_METHODS: tuple[str, ...] = (
+    "email",
+    "ldap",
+    "dev",
+    "remoteuser",
+    "github",
+    "google",
+    "oidc",
+    "saml",
+)
 
 
 class Realm(models.Model):

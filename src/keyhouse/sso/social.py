@@ -35,7 +35,6 @@ from keyhouse.sso.strategy import FlowStrategy
 logger = logging.getLogger("keyhouse.sso.social")
 
 
-
 class PolicyRefusal(Exception):
     """The provider vouched for the user, but a server rule refuses them (e.g. GitHub org)."""
 
