@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -104,6 +105,18 @@ def _jwt_keys(value: dict[str, Any]) -> dict[str, Any]:
         check_jwt_table(value)
     except JWTConfigError as exc:
         raise ConfigError(str(exc)) from None
+    return value
+
+
+def _header_name(key: str, value: str) -> str:
+    """A request header's name: letters, digits and hyphens only.
+
+    gunicorn and nginx drop headers with underscores by default, and a name with
+    anything else is not a header a proxy can set.
+    """
+    value = value.strip()
+    if not re.fullmatch(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*", value):
+        raise ConfigError(f"{key} must be a header name of letters, digits and hyphens")
     return value
 
 
@@ -201,6 +214,19 @@ KEYS: tuple[ConfigKey, ...] = (
     _k("TRUSTED_PROXIES", list, "`[]`", "peers (CIDRs) whose `X-Forwarded-For` is believed",
        "KEYHOUSE_TRUSTED_PROXIES",
        value=[]),
+    # --- Remote-user SSO (docs/sso.md, "Remote-user SSO"): Zulip's RemoteUser backend ---
+    _k("REMOTE_USER_AUTH", bool, "`false`",
+       "the web server in front signs people in (Zulip's `ZulipRemoteUserBackend`)",
+       "KEYHOUSE_REMOTE_USER_AUTH",
+       value=False),
+    _k("REMOTE_USER_HEADER", str, '`"X-Remote-User"`',
+       "the header that proxy sets to the signed-in user; believed only from `TRUSTED_PROXIES`",
+       "KEYHOUSE_REMOTE_USER_HEADER",
+       value="X-Remote-User", clean=lambda v: _header_name("REMOTE_USER_HEADER", v)),
+    _k("SSO_APPEND_DOMAIN", str, "unset: the header holds the email",
+       "email = remote user@this domain (Zulip's setting)",
+       "KEYHOUSE_SSO_APPEND_DOMAIN",
+       value=None, clean=lambda v: v.strip() or None),
     _k("RATE_LIMIT_IPV6_PREFIX", int, "`64`",
        "the per-IP limits count an IPv6 client by this block (0-128; security.md)",
        value=64),

@@ -105,6 +105,11 @@ RATE_LIMITING_RULES: dict[str, list[tuple[int, int]]] = {
 }
 # Peers whose X-Forwarded-For is believed (CIDRs). Empty: REMOTE_ADDR is the client.
 TRUSTED_PROXIES: list[str] = _v["TRUSTED_PROXIES"]
+# Remote-user SSO (docs/sso.md): the proxy in front signs people in and names them in
+# REMOTE_USER_HEADER, believed only from TRUSTED_PROXIES (auth/proxy_header.py).
+REMOTE_USER_AUTH: bool = _v["REMOTE_USER_AUTH"]
+REMOTE_USER_HEADER: str = _v["REMOTE_USER_HEADER"]
+SSO_APPEND_DOMAIN: str | None = _v["SSO_APPEND_DOMAIN"]
 # Addresses never limited per IP: loopback means "a proxy on this host", whose
 # clients must not share one budget. Set [] to limit loopback too.
 RATE_LIMIT_IP_EXEMPT: list[str] = _v["RATE_LIMIT_IP_EXEMPT"]

@@ -72,6 +72,9 @@ PAGES: dict[str, tuple[str, ...]] = {
     "accounts/register/social/<str:backend>": ANY,
     "accounts/register/social/<str:backend>/<str:idp>": ANY,
     "complete/<str:backend>/": ANY,
+    # Remote-user SSO (web/remote_user.py): Zulip's views have no method check either.
+    "accounts/login/start/sso/": ANY,
+    "accounts/login/sso/": ANY,
     "account/api-key/": FORM,
     "account/api-key/zuliprc": ("POST",),
     "account/api-key/regenerate": ("POST",),

@@ -144,6 +144,16 @@ class JWTKeyUnusable(JWTRefused):
     server_fault = True
 
 
+class RemoteUserUntrusted(SignInRefused):
+    """Remote-user SSO: the user-name header came from a peer not in TRUSTED_PROXIES.
+
+    Ignored (as if absent) and audited: anyone who reaches keyhouse directly
+    could otherwise name any user.
+    """
+
+    code = "REMOTE_USER_UNTRUSTED"
+
+
 # --- Limits and the server's state ----------------------------------------------
 
 

@@ -61,6 +61,8 @@ def server_configured_methods() -> set[str]:
     )
     if settings.DEV_MODE:
         configured.add("dev")
+    if settings.REMOTE_USER_AUTH:  # Zulip's ZulipRemoteUserBackend in AUTHENTICATION_BACKENDS
+        configured.add("remoteuser")
     if social_auth_installed() and parse_oidc_idps(settings.SOCIAL_AUTH_OIDC_ENABLED_IDPS):
         configured.add("oidc")
     if social_auth_installed():

@@ -6,7 +6,8 @@ from django.db import models
 
 # Authentication methods a realm may enable; names as in Zulip's AUTH_BACKEND_NAME_MAP.
 AUTH_METHODS: tuple[str, ...] = (
-    "email", "ldap", "dev", "github", "google", "gitlab", "azuread", "apple", "oidc", "saml"
+    "email", "ldap", "dev", "remoteuser", "github", "google", "gitlab", "azuread", "apple",
+    "oidc", "saml",
 )  # fmt: skip
 
 

@@ -120,7 +120,16 @@ M = TypeVar("M", bound=ListedMethod)
 # Zulip's EXTERNAL_AUTH_METHODS registration order (zproject/backends.py): its stable
 # sort keeps it among equal sort_orders (GitHub and OIDC are both 100). Ranking by it
 # makes the order independent of which keyhouse module happened to be imported first.
-ZULIP_DEFINITION_ORDER = ("github", "azuread-oauth2", "gitlab", "google", "apple", "saml", "oidc")
+ZULIP_DEFINITION_ORDER = (
+    "remoteuser",
+    "github",
+    "azuread-oauth2",
+    "gitlab",
+    "google",
+    "apple",
+    "saml",
+    "oidc",
+)
 
 
 def _rank(method: ListedMethod) -> tuple[int, int]:
@@ -151,6 +160,8 @@ def external_method_dicts(realm: Realm | None) -> list[ExternalAuthMethodDict]:
 
 def load_methods() -> None:
     """Import the method modules that can run here (their libraries installed)."""
+    from keyhouse.sso import remote_user  # noqa: F401  (no library: the proxy signs in)
+
     if social_auth_installed():
         from keyhouse.sso import (  # noqa: F401  (they register themselves)
             apple,

@@ -92,3 +92,25 @@ def log_into_subdomain(request: HttpRequest, token: str) -> HttpResponse:
     django_login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
     email_on_new_login(request, user)
     return HttpResponseRedirect(reverse("api_key"))
+
+
+def finish_sign_in(
+    request: HttpRequest,
+    user: User,
+    *,
+    mobile_flow_otp: str | None,
+    desktop_flow_otp: str | None,
+    next_url: str,
+) -> HttpResponse:
+    """The end of every browser sign-in: the mobile 302, the desktop token page, or a session.
+
+    Zulip's ``login_or_register_remote_user`` for an existing account; ``next_url``
+    must already be checked (``login.safe_next``). A session needs a backend to
+    restore the user from; any configured one does it the same way.
+    """
+    if mobile_flow_otp:
+        return finish_mobile_flow(request, user, mobile_flow_otp)
+    if desktop_flow_otp:
+        return finish_desktop_flow(request, user, desktop_flow_otp)
+    django_login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
+    return HttpResponseRedirect(next_url or reverse("api_key"))
