@@ -88,6 +88,17 @@ def _oidc_idps(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def _gateway_rules(value: list[Any]) -> list[Any]:
+    """Refuse a rule the gateway could not apply, at start-up rather than on a request."""
+    from keyhouse.gateway_rules import GatewayRulesError, parse  # pure, a job of its own
+
+    try:
+        parse(value)
+    except GatewayRulesError as exc:
+        raise ConfigError(str(exc)) from None
+    return value
+
+
 KEYS: tuple[ConfigKey, ...] = (
     _k("DATA_DIR", str, "`./keyhouse-data`",
        "SQLite database, generated secret key (`secret_key`, mode 0600) and mail files",
@@ -358,6 +369,11 @@ KEYS: tuple[ConfigKey, ...] = (
     _k("SOCIAL_AUTH_SAML_ENABLED_IDPS", dict, "`{}`",
        "identity providers by name: `entity_id`, `url`, `x509cert`, `attr_*` … (sso.md)",
        value={}),
+    # --- The gateway's forward-auth check, /auth/verify (docs/gateway.md) ---
+    _k("GATEWAY_RULES", list, "`[]`: every signed-in user passes",
+       "`[[GATEWAY_RULES]]` tables: `host`, `path`, `methods` → `realms`, `roles`, `bots`,"
+       " `allow`; the first match decides (docs/gateway.md)",
+       value=[], clean=lambda v: _gateway_rules(v)),
 )  # fmt: skip
 
 BY_NAME: dict[str, ConfigKey] = {key.name: key for key in KEYS}
