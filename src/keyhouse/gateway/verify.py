@@ -72,7 +72,8 @@ def _check(request: HttpRequest, original: OriginalRequest) -> HttpResponse:
         if redirect is not None:
             return redirect
         raise UnauthorizedError()
-    rule = first_match(_rules(), original.hostname, original.path, original.method)
+    rules = _rules()  # none: no host or path to work out (the common case, the fast one)
+    rule = first_match(rules, original.hostname, original.path, original.method) if rules else None
     if rule is not None and not rule.admits(user.realm.subdomain, role_name(user), user.is_bot):
         logger.info("gateway rule %d refused user %s", rule.index, user.id)
         raise AccessDeniedError()
