@@ -12,11 +12,14 @@ comes back signed in.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.e2e.harness import start_server, stop
+from tests.faults import ThrowawayRedis
 from tests.gateway.conftest import Keyhouse
 from tests.gateway.proxies import Nginx
 from tests.gateway.upstream import EchoServer, header
@@ -260,3 +263,44 @@ def test_verify_itself_is_not_public(nginx: Nginx, alice: tuple[str, str]) -> No
     with http() as client:
         assert client.get(f"{nginx.url}/auth/verify", auth=alice).status_code == 404
         assert client.get(f"{nginx.url}/_keyhouse/verify", auth=alice).status_code == 404
+
+
+def test_outages_fail_closed(
+    tmp_path: Path, upstream: EchoServer, gateway_keyhouse: Keyhouse
+) -> None:
+    """Redis down: keyhouse's 503 with Retry-After, through nginx. keyhouse down: nginx's 500.
+
+    Its own keyhouse, Redis and nginx, since it breaks them.
+    """
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    redis = ThrowawayRedis(dir=redis_dir)
+    redis.start()
+    env = {**gateway_keyhouse.env, "KEYHOUSE_REDIS_URL": redis.url}
+    name = f"Outage {gateway_keyhouse.realm_name}"
+    server = Keyhouse("", tmp_path / "data", env, name, gateway_keyhouse.password)
+    server.cli("realm", "create", "--subdomain", "", "--name", server.realm_name)
+    email = server.add_user("Outage@Example.com", "Outage")
+    proc, server.base_url = start_server(
+        server.data_dir, server.realm_name, tmp_path / "log", env=env
+    )
+    proxy = Nginx(dir=tmp_path / "nginx")
+    try:
+        proxy.start(server.port, upstream.port)
+        key = api_key(server, proxy.url, email)["api_key"]
+        before = len(upstream.requests)
+        with http() as client:
+            assert client.get(f"{proxy.url}/x", auth=(email, key)).status_code == 200
+            redis.kill()
+            down = client.get(f"{proxy.url}/x", auth=(email, key))
+            assert down.status_code == 503, down.text
+            assert int(down.headers["Retry-After"]) >= 1
+            assert down.json()["code"] == "SERVICE_UNAVAILABLE"
+            stop(proc)
+            gone = client.get(f"{proxy.url}/x", auth=(email, key))
+            assert gone.status_code == 500
+        assert len(upstream.requests) == before + 1
+    finally:
+        proxy.stop()
+        stop(proc)
+        redis.stop()

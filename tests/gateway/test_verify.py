@@ -554,3 +554,21 @@ def test_an_api_key_wins_over_a_session(
     client.force_login(user)
     granted(verify(client, **basic_auth(other.delivery_email, other.api_key)), other)
     assert verify(client, **basic_auth(user.delivery_email, "A" * 32)).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/form-data",  # no boundary
+        "application/x-www-form-urlencoded; charset=rot13",
+        "text/plain; charset=hex",
+    ],
+)
+def test_the_original_requests_body_and_type_are_not_judged(
+    client: Client, user: User, content_type: str
+) -> None:
+    """nginx's subrequest keeps the original's Content-Type; the upstream judges bodies."""
+    auth = basic_auth(user.delivery_email, user.api_key)
+    for body in (b"", b"\xff\xfe not utf-8"):
+        response = client.generic("POST", VERIFY, body, content_type=content_type, **auth)
+        granted(response, user)
