@@ -122,3 +122,9 @@ echo "ensure-services: SimpleSAMLphp is installed (served by php -S in the tests
 [ -x /usr/sbin/nginx ] || { echo "ensure-services: nginx is missing" >&2; exit 1; }
 echo "ensure-services: nginx is installed ($(/usr/sbin/nginx -v 2>&1))"
 # --- end nginx ---
+
+# --- Caddy (tests/gateway: forward_auth); only the binary, its service never started ---
+[ -x /usr/bin/caddy ] || apt_install_no_start caddy
+[ -x /usr/bin/caddy ] || { echo "ensure-services: caddy is missing" >&2; exit 1; }
+echo "ensure-services: caddy is installed ($(/usr/bin/caddy version 2>&1 | head -n1))"
+# --- end Caddy ---

@@ -108,6 +108,17 @@ def _jwt_keys(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def _gateway_rules(value: list[Any]) -> list[Any]:
+    """Refuse a rule the gateway could not apply, at start-up rather than on a request."""
+    from keyhouse.gateway_rules import GatewayRulesError, parse  # pure, a job of its own
+
+    try:
+        parse(value)
+    except GatewayRulesError as exc:
+        raise ConfigError(str(exc)) from None
+    return value
+
+
 def _header_name(key: str, value: str) -> str:
     """A request header's name: letters, digits and hyphens only.
 
@@ -448,6 +459,11 @@ KEYS: tuple[ConfigKey, ...] = (
     _k("SOCIAL_AUTH_SAML_ENABLED_IDPS", dict, "`{}`",
        "identity providers by name: `entity_id`, `url`, `x509cert`, `attr_*` … (sso.md)",
        value={}),
+    # --- The gateway's forward-auth check, /auth/verify (docs/gateway.md) ---
+    _k("GATEWAY_RULES", list, "`[]`: every signed-in user passes",
+       "`[[GATEWAY_RULES]]` tables: `host`, `path`, `methods` → `realms`, `roles`, `bots`,"
+       " `allow`; the first match decides (docs/gateway.md)",
+       value=[], clean=lambda v: _gateway_rules(v)),
 )  # fmt: skip
 
 BY_NAME: dict[str, ConfigKey] = {key.name: key for key in KEYS}

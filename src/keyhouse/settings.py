@@ -425,3 +425,8 @@ SOCIAL_AUTH_SAML_TECHNICAL_CONTACT: dict[str, str] = _v["SOCIAL_AUTH_SAML_TECHNI
 SOCIAL_AUTH_SAML_SUPPORT_CONTACT: dict[str, str] = _v["SOCIAL_AUTH_SAML_SUPPORT_CONTACT"]
 SOCIAL_AUTH_SAML_ENABLED_IDPS: dict[str, dict[str, Any]] = _v["SOCIAL_AUTH_SAML_ENABLED_IDPS"]
 # --- end SAML ---------------------------------------------------------------------
+
+# --- Gateway (docs/gateway.md): who /auth/verify lets through where ----------------
+# The raw tables, checked at load (config_keys.py); keyhouse/gateway_rules.py reads them.
+GATEWAY_RULES: list[dict[str, Any]] = _v["GATEWAY_RULES"]
+# --- end Gateway ---

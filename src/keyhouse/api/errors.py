@@ -276,6 +276,21 @@ class CsrfFailedError(JsonableError):
         return {"reason": self.reason}
 
 
+# --- The gateway's /auth/verify (docs/gateway.md) ------------------------------------
+
+
+class ForwardedRequestError(JsonableError):
+    """A trusted proxy described the request it checks in a way keyhouse cannot believe.
+
+    Two header families saying different things (``X-Original-URI`` and
+    ``X-Forwarded-Uri``), a host outside ``ALLOWED_HOSTS``, a scheme that is
+    not http(s): refused rather than guessed, since a guess could check one
+    path while the proxy serves another.
+    """
+
+    default_msg = "Invalid forwarded request headers"
+
+
 # --- Sign-in refusals (auth/refusals.py) on the wire: one row per refusal ---------
 #
 # Like httpx's exception family or DRF's APIException, the domain raises its own

@@ -20,6 +20,9 @@ class Realm(models.Model):
     # Subset of AUTH_METHODS, kept in AUTH_METHODS order.
     authentication_methods = models.JSONField(default=list)
     date_created = models.DateTimeField(auto_now_add=True)
+    # Beyond Zulip: the gateway's /auth/verify also accepts this realm's web sessions
+    # (a browser signed in to keyhouse), not only API keys (docs/gateway.md).
+    gateway_sessions = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["subdomain"]
