@@ -18,7 +18,7 @@ import pytest
 
 from tests.e2e.harness import KEYHOUSE, REPO_ROOT, keyhouse_cli, start_server, stop
 from tests.faults import ThrowawayRedis
-from tests.gateway.proxies import NGINX, Caddy, Nginx
+from tests.gateway.proxies import Caddy, Nginx
 from tests.gateway.upstream import EchoServer
 
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "gateway"
@@ -104,8 +104,6 @@ def nginx(
     gateway_keyhouse: Keyhouse, upstream: EchoServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Nginx]:
     """Debian's nginx running docs/gateway.md's recipe, in front of keyhouse and the upstream."""
-    if not NGINX.exists():
-        pytest.fail(f"{NGINX} is missing: `make test` installs it (.ci/ensure-services.sh)")
     proxy = Nginx(dir=tmp_path_factory.mktemp("nginx"))
     proxy.start(gateway_keyhouse.port, upstream.port)
     try:

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.ports import free_port
+from tests.proxy.nginx import start_nginx
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "gateway.md"
-NGINX = Path("/usr/sbin/nginx")
 # The addresses the recipes use (docs/gateway.md): keyhouse, and the app behind the proxy.
 DOC_KEYHOUSE = "127.0.0.1:9991"
 DOC_APP = "127.0.0.1:8080"
@@ -102,8 +102,11 @@ class Proxy:
             self.proc.wait(timeout=5)
 
 
-def nginx_conf(dir: Path, port: int, keyhouse_port: int, app_port: int) -> str:
-    """nginx.conf around the recipe's http and server snippets; every path in ``dir``."""
+def nginx_servers(dir: Path, keyhouse_port: int, app_port: int) -> str:
+    """The recipe's http-context snippet and a server including its server-context one.
+
+    A template for tests/proxy/nginx.py's frame (``{{listen}}`` is its free port).
+    """
     http = _addresses(
         recipe("# /etc/nginx/conf.d/keyhouse-gateway.conf  (http context)"),
         keyhouse_port,
@@ -112,51 +115,22 @@ def nginx_conf(dir: Path, port: int, keyhouse_port: int, app_port: int) -> str:
     (dir / "keyhouse-gateway.conf").write_text(
         recipe("# /etc/nginx/snippets/keyhouse-gateway.conf  (server context)")
     )
-    temp = "".join(
-        f"    {kind}_temp_path {dir / 'tmp' / kind};\n"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    user = "user root;\n" if os.geteuid() == 0 else ""  # workers reach the 0700 tmp dir
-    return f"""{user}daemon off;
-master_process on;
-worker_processes 1;
-pid {dir / "nginx.pid"};
-error_log {dir / "error.log"} info;
-events {{ worker_connections 256; }}
-http {{
-    access_log {dir / "access.log"};
-{temp}
-{http}
+    return f"""{http}
     server {{
-        listen 127.0.0.1:{port};
+        listen {{{{listen}}}};
         server_name _;
         include {dir / "keyhouse-gateway.conf"};
     }}
-}}
 """
 
 
 class Nginx(Proxy):
-    """Debian's nginx binary with our own prefix and config (``-p dir -c conf``)."""
+    """Debian's nginx with the recipe, started by the one nginx fixture (tests/proxy/nginx.py)."""
 
     def start(self, keyhouse_port: int, app_port: int) -> Nginx:
-        if not NGINX.exists():
-            raise FileNotFoundError(f"{NGINX} is missing (make test installs it)")
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "tmp").mkdir(exist_ok=True)
-        self.port = self.port or free_port()
-        conf = self.dir / "nginx.conf"
-        conf.write_text(nginx_conf(self.dir, self.port, keyhouse_port, app_port))
-        check = subprocess.run(
-            [str(NGINX), "-t", "-q", "-p", str(self.dir), "-c", str(conf)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        if check.returncode != 0:
-            raise RuntimeError(f"nginx -t: {check.stdout}{check.stderr}")
-        self.argv = [str(NGINX), "-p", str(self.dir), "-c", str(conf)]
-        self._spawn()
+        started = start_nginx(self.dir, nginx_servers(self.dir, keyhouse_port, app_port))
+        self.proc, self.port = started.proc, started.port
         return self
 
 

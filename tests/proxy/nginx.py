@@ -45,7 +45,7 @@ daemon off;
 master_process on;
 pid {{dir}}/nginx.pid;
 error_log {{dir}}/error.log info;
-events { worker_connections 64; }
+events { worker_connections 256; }
 http {
     access_log {{dir}}/access.log;
     client_body_temp_path {{dir}}/tmp/body;
