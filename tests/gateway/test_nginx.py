@@ -21,20 +21,11 @@ import pytest
 from tests.e2e.harness import start_server, stop
 from tests.faults import ThrowawayRedis
 from tests.gateway.conftest import Keyhouse
+from tests.gateway.expected import BROWSER, IDENTITY
 from tests.gateway.proxies import Nginx
 from tests.gateway.upstream import EchoServer, header
 
 pytestmark = [pytest.mark.services, pytest.mark.e2e]
-
-IDENTITY = (
-    "Remote-User",
-    "Remote-Email",
-    "Remote-Name",
-    "X-Keyhouse-User-Id",
-    "X-Keyhouse-Realm",
-    "X-Keyhouse-Role",
-)
-BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
 def http() -> httpx.Client:

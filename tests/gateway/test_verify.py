@@ -23,18 +23,10 @@ from keyhouse.users.actions import create_user, set_active
 from keyhouse.users.models import Role, User
 from tests.api.helpers import WWW_AUTHENTICATE, json_body
 from tests.conftest import EXTERNAL_HOST, PASSWORD, basic_auth
+from tests.gateway.expected import BROWSER, IDENTITY
 
 VERIFY = "/auth/verify"
 ME = "/api/v1/users/me"
-IDENTITY = (
-    "Remote-User",
-    "Remote-Email",
-    "Remote-Name",
-    "X-Keyhouse-User-Id",
-    "X-Keyhouse-Realm",
-    "X-Keyhouse-Role",
-)
-BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
 def verify(client: Client, method: str = "GET", **extra: Any) -> HttpResponse:
