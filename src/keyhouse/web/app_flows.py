@@ -101,16 +101,21 @@ def finish_sign_in(
     mobile_flow_otp: str | None,
     desktop_flow_otp: str | None,
     next_url: str,
+    backend: str | None = None,
 ) -> HttpResponse:
     """The end of every browser sign-in: the mobile 302, the desktop token page, or a session.
 
     Zulip's ``login_or_register_remote_user`` for an existing account; ``next_url``
     must already be checked (``login.safe_next``). A session needs a backend to
-    restore the user from; any configured one does it the same way.
+    restore the user from: the one that returned it (``user.backend``, set by
+    ``authenticate``), else ``backend``, else the first configured, which restores
+    every keyhouse user the same way.
     """
     if mobile_flow_otp:
         return finish_mobile_flow(request, user, mobile_flow_otp)
     if desktop_flow_otp:
         return finish_desktop_flow(request, user, desktop_flow_otp)
-    django_login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
+    if backend is None and not hasattr(user, "backend"):
+        backend = settings.AUTHENTICATION_BACKENDS[0]
+    django_login(request, user, backend=backend)
     return HttpResponseRedirect(next_url or reverse("api_key"))

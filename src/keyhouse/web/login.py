@@ -15,7 +15,6 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login as django_login
 from django.contrib.auth import logout as django_logout
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -41,7 +40,7 @@ from keyhouse.realms.methods import (
 from keyhouse.realms.models import Realm
 from keyhouse.sso.registry import external_method_dicts
 from keyhouse.users.models import User
-from keyhouse.web.app_flows import finish_desktop_flow, finish_mobile_flow
+from keyhouse.web.app_flows import finish_sign_in
 from keyhouse.web.decorators import realm_deactivated, realm_page, session_user
 from keyhouse.web.otp import OTPError, validate_otp_params
 from keyhouse.web.refusal_messages import page_message, rate_limited_message
@@ -191,12 +190,14 @@ class LoginPage:
 
     def succeed(self, user: User, backend: str | None = None) -> HttpResponse:
         """The app flow's finish, else a session; ``backend`` for a user no backend returned."""
-        if self.mobile_flow_otp:
-            return finish_mobile_flow(self.request, user, self.mobile_flow_otp)
-        if self.desktop_flow_otp:
-            return finish_desktop_flow(self.request, user, self.desktop_flow_otp)
-        django_login(self.request, user, backend=backend)
-        return HttpResponseRedirect(self.next or default_landing())
+        return finish_sign_in(
+            self.request,
+            user,
+            mobile_flow_otp=self.mobile_flow_otp,
+            desktop_flow_otp=self.desktop_flow_otp,
+            next_url=self.next,
+            backend=backend,
+        )
 
 
 @sensitive_post_parameters("password")

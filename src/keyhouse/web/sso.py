@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from django.contrib.auth import login as django_login
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -37,9 +36,9 @@ from keyhouse.sso import flow_store
 from keyhouse.sso.registry import EmailChoice, ExternalIdentity, IdPFailure, method_for
 from keyhouse.users.actions import UserActionError, create_user
 from keyhouse.users.models import User
-from keyhouse.web.app_flows import finish_desktop_flow, finish_mobile_flow
+from keyhouse.web.app_flows import finish_sign_in
 from keyhouse.web.decorators import realm_deactivated, realm_page
-from keyhouse.web.login import LoginPage, default_landing, safe_next
+from keyhouse.web.login import LoginPage, safe_next
 from keyhouse.web.otp import OTPError, validate_otp_params
 from keyhouse.web.refusal_messages import page_message
 
@@ -174,12 +173,14 @@ def _sign_in(
         user = sign_in(attempt)
     except SignInRefused as refusal:
         return _refused(request, realm, refusal)
-    if mobile_flow_otp:
-        return finish_mobile_flow(request, user, mobile_flow_otp)
-    if desktop_flow_otp:
-        return finish_desktop_flow(request, user, desktop_flow_otp)
-    django_login(request, user, backend=_session_backend())
-    return HttpResponseRedirect(relay.get("next") or default_landing())
+    return finish_sign_in(
+        request,
+        user,
+        mobile_flow_otp=mobile_flow_otp,
+        desktop_flow_otp=desktop_flow_otp,
+        next_url=relay.get("next") or "",
+        backend=_session_backend(),
+    )
 
 
 def _create(realm: Realm, identity: ExternalIdentity) -> User | None:
