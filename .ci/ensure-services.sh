@@ -109,6 +109,11 @@ echo "ensure-services: Chromium is installed (/usr/bin/chromium)"
 have xmlsec1 || apt_install xmlsec1
 have xmlsec1 || { echo "ensure-services: xmlsec1 is missing" >&2; exit 1; }
 echo "ensure-services: xmlsec1 is installed ($(xmlsec1 --version))"
+# tests/web/test_saml_simplesamlphp.py: Debian's SimpleSAMLphp served by `php -S`.
+if [ ! -f /usr/share/simplesamlphp/www/saml2/idp/SSOService.php ] || ! have php; then
+    apt_install --no-install-recommends simplesamlphp php-cli php-xml php-mbstring
+fi
+echo "ensure-services: SimpleSAMLphp is installed (served by php -S in the tests)"
 
 # --- nginx (tests/proxy: remote-user SSO behind auth_basic, forward-auth auth_request) ---
 # Only the binary: the tests run their own nginx on free ports; the package's own
@@ -117,3 +122,9 @@ echo "ensure-services: xmlsec1 is installed ($(xmlsec1 --version))"
 [ -x /usr/sbin/nginx ] || { echo "ensure-services: nginx is missing" >&2; exit 1; }
 echo "ensure-services: nginx is installed ($(/usr/sbin/nginx -v 2>&1))"
 # --- end nginx ---
+
+# --- Caddy (tests/gateway: forward_auth); only the binary, its service never started ---
+[ -x /usr/bin/caddy ] || apt_install_no_start caddy
+[ -x /usr/bin/caddy ] || { echo "ensure-services: caddy is missing" >&2; exit 1; }
+echo "ensure-services: caddy is installed ($(/usr/bin/caddy version 2>&1 | head -n1))"
+# --- end Caddy ---

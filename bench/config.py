@@ -23,6 +23,21 @@ def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name) or default)
 
 
+# The stages run.py runs, in this order; BENCH_STAGES picks some (overload needs
+# side_by_side, whose Argon2 bound sets the flood's rate).
+STAGES = ("side_by_side", "overload", "growth", "gateway")
+
+
+def _stages() -> list[str]:
+    chosen = [s.strip() for s in os.environ.get("BENCH_STAGES", ",".join(STAGES)).split(",")]
+    unknown = sorted(set(chosen) - set(STAGES) - {""})
+    if unknown:
+        raise SystemExit(f"BENCH_STAGES: unknown stage(s) {', '.join(unknown)}; known: {STAGES}")
+    if "overload" in chosen and "side_by_side" not in chosen:
+        raise SystemExit("BENCH_STAGES: overload needs side_by_side (the Argon2 bound)")
+    return [s for s in STAGES if s in chosen]
+
+
 def _growth_sizes() -> list[int]:
     return [int(x) for x in os.environ.get("BENCH_GROWTH_SIZES", "1000,10000,100000").split(",")]
 
@@ -43,6 +58,7 @@ class Config:
         default_factory=lambda: _env_int("BENCH_FLOOD_MAX_IN_FLIGHT", 512)
     )
     growth_sizes: list[int] = field(default_factory=_growth_sizes)
+    stages: list[str] = field(default_factory=_stages)
 
     @property
     def run_seconds(self) -> int:

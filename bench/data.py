@@ -47,7 +47,8 @@ class Prepared:
     peer_seed: dict[str, Any]
     # The KEYHOUSE_ARGON2_* keyhouse hashed with, handed to the peer too.
     argon2_env: dict[str, str]
-    # wrk request files by name: kh_login, kh_me, kh_me_fixed, peer_login, peer_me.
+    # wrk request files by name: kh_login, kh_me, kh_me_fixed, kh_verify, gw_page,
+    # peer_login, peer_me.
     requests: dict[str, Path]
     # results.json's "setup": what ran (cores, workers, Argon2 parameters, ...).
     setup: dict[str, Any]
@@ -152,6 +153,15 @@ def _write_request_files(r: Path, seed: dict[str, Any], peer: dict[str, Any]) ->
         "kh_me_fixed": write_requests(
             r / "kh_me_fixed.tsv",
             [("GET", "/api/v1/users/me", "Authorization", basic(*seed["api"][0]), "")],
+        ),
+        # The gateway scenario: the check itself, and a page behind nginx (direct or guarded).
+        "kh_verify": write_requests(
+            r / "kh_verify.tsv",
+            [("GET", "/auth/verify", "Authorization", basic(e, k), "") for e, k in seed["api"]],
+        ),
+        "gw_page": write_requests(
+            r / "gw_page.tsv",
+            [("GET", "/app/page?x=1", "Authorization", basic(e, k), "") for e, k in seed["api"]],
         ),
         "peer_login": write_requests(
             r / "peer_login.tsv", [(*peer_login, login_body(e)) for e in peer["login"]]

@@ -8,7 +8,8 @@ Every duration scales with BENCH_SECONDS (default 8: one measured run lasts 8 s,
 the flood 20 s, the whole run about 3 minutes after setup). Other knobs:
 BENCH_WORKERS (default: cores), BENCH_GROWTH_SIZES (default 1000,10000,100000),
 BENCH_FLOOD_SECONDS, BENCH_FLOOD_FACTOR (4), BENCH_FLOOD_API_RATE (20/s),
-BENCH_API_CONNECTIONS (8 x cores), BENCH_WRK_THREADS (1, for API runs).
+BENCH_API_CONNECTIONS (8 x cores), BENCH_WRK_THREADS (1, for API runs),
+BENCH_STAGES (side_by_side,overload,growth,gateway: which stages run).
 KEYHOUSE_ARGON2_* and the other KEYHOUSE_* tuning variables pass through to
 keyhouse; the Argon2 ones to the peer as well.
 
@@ -53,17 +54,25 @@ def run(cfg: Config, out: Path) -> dict[str, Any]:
     with _stage("prepare", stage_seconds):
         data = prepare(cfg, out)
     results: dict[str, Any] = {"setup": data.setup}
-    with _stage("side_by_side", stage_seconds):
-        # "keyhouse", "peer" and "argon2_bound", which the flood's rate is a multiple of.
-        results.update(scenarios.side_by_side(cfg, data))
-    with _stage("overload", stage_seconds):
-        bound = results["argon2_bound"]["per_second"]
-        results["overload"] = scenarios.overload(cfg, data, bound)
-    with _stage("growth", stage_seconds):
-        results["growth"] = scenarios.growth(cfg, data)
-    results["targets"] = report.targets(results)
+    if "side_by_side" in cfg.stages:
+        with _stage("side_by_side", stage_seconds):
+            # "keyhouse", "peer" and "argon2_bound", which the flood's rate is a multiple of.
+            results.update(scenarios.side_by_side(cfg, data))
+    if "overload" in cfg.stages:
+        with _stage("overload", stage_seconds):
+            bound = results["argon2_bound"]["per_second"]
+            results["overload"] = scenarios.overload(cfg, data, bound)
+    if "growth" in cfg.stages:
+        with _stage("growth", stage_seconds):
+            results["growth"] = scenarios.growth(cfg, data)
+    if "gateway" in cfg.stages:
+        with _stage("gateway", stage_seconds):
+            results["gateway"] = scenarios.gateway(cfg, data)
+    if "side_by_side" in cfg.stages:
+        results["targets"] = report.targets(results)
     results["meta"] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "stages": cfg.stages,
         "stage_seconds": stage_seconds,
         "wall_seconds": round(time.monotonic() - started, 1),
         "loadavg_at_end": os.getloadavg(),

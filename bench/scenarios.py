@@ -4,7 +4,9 @@
   users/me, for keyhouse and the DRF peer up together;
 - `overload`: an open-loop login flood at a multiple of the bound, with a
   trickle of users/me alongside;
-- `growth`: users/me for one user at each database size.
+- `growth`: users/me for one user at each database size;
+- `gateway`: `/auth/verify` beside users/me and the peer's token GET, and a
+  page through nginx with and without the verify check (docs/gateway.md).
 
 Each returns its part of results.json; measure.py does the measuring.
 """
@@ -29,6 +31,7 @@ from measure import (
     rss_mib,
     warm,
 )
+from nginx import Nginx
 from procstat import CpuMeter, MemorySampler
 from servers import (
     BENCH,
@@ -44,6 +47,9 @@ from servers import (
 
 # API-key runs per server, alternating so that neither catches the machine's drift alone.
 API_ROUND_ORDER = ("keyhouse", "peer", "peer", "keyhouse")
+# The gateway's rounds, in the same spirit: each figure over two rounds, in mirrored order.
+GATEWAY_API_ORDER = ("users_me", "verify", "peer", "peer", "verify", "users_me")
+GATEWAY_PROXY_ORDER = ("direct", "guarded", "guarded", "direct")
 
 
 def side_by_side(cfg: Config, data: Prepared) -> dict[str, Figures]:
@@ -282,3 +288,90 @@ def growth(cfg: Config, data: Prepared) -> Figures:
         "round_seconds": round_seconds,
         "last_to_first": round(rows[-1]["ok_per_s"] / first, 3),
     }
+
+
+def gateway(cfg: Config, data: Prepared) -> Figures:
+    """What the forward-auth check costs: its own throughput, and what it adds behind nginx.
+
+    First `GET /auth/verify` (Basic, spread over the API users, as a proxy asks
+    it) beside keyhouse's `users/me` and the DRF peer's token GET, all three up
+    together, rounds in GATEWAY_API_ORDER. Then one page through nginx, guarded
+    (docs/gateway.md's recipe: auth_request → verify → the app) and direct
+    (nginx → the app), the app being nginx itself answering `200 ok`: at one
+    connection the difference in latency is the milliseconds keyhouse adds to a
+    request; at BENCH_API_CONNECTIONS, what it does to throughput. keyhouse
+    trusts nginx (TRUSTED_PROXIES) as deployed; CPU columns are keyhouse's.
+    """
+    kh_port, peer_port = free_port(), free_port()
+    kh_ctx = keyhouse_server(
+        data.kh_data,
+        kh_port,
+        cfg.workers,
+        data.logs / "gateway-keyhouse.log",
+        KEYHOUSE_TRUSTED_PROXIES="127.0.0.1/32",
+    )
+    peer_ctx = peer_server(
+        data.peer_data,
+        peer_port,
+        cfg.workers,
+        data.setup["threads_per_worker"],
+        data.logs / "gateway-peer.log",
+        data.argon2_env,
+    )
+    req = data.requests
+    c = cfg.api_connections
+    with kh_ctx as kh, peer_ctx as peer:
+        warm(kh.port, req["kh_me"], req["kh_verify"])
+        warm(peer.port, req["peer_me"])
+        targets: dict[str, tuple[Server, Path]] = {
+            "users_me": (kh, req["kh_me"]),
+            "verify": (kh, req["kh_verify"]),
+            "peer": (peer, req["peer_me"]),
+        }
+        rounds: dict[str, list[Figures]] = {name: [] for name in targets}
+        for name in GATEWAY_API_ORDER:
+            server, reqs = targets[name]
+            r = closed_loop(
+                server.pid, server.port, reqs, c, min(c, cfg.wrk_threads), cfg.run_seconds
+            )
+            log(
+                f"gateway {name} c={c}: {r['ok_per_s']}/s ok, p50 {r['p50_ms']} ms, "
+                f"statuses {r['statuses']}"
+            )
+            rounds[name].append(r)
+        api = {name: merge_rounds(runs) for name, runs in rounds.items()}
+
+        ports = (free_port(), free_port(), free_port())
+        with Nginx(data.out / "nginx", kh.port, ports) as nginx:
+            paths = {"guarded": nginx.guarded, "direct": nginx.direct}
+            for port in paths.values():
+                warm(port, req["gw_page"])
+            proxy: dict[str, dict[str, Figures]] = {}
+            for conns in sorted({1, c}):
+                runs: dict[str, list[Figures]] = {name: [] for name in paths}
+                for name in GATEWAY_PROXY_ORDER:
+                    r = closed_loop(
+                        kh.pid, paths[name], req["gw_page"], conns, min(conns, cfg.wrk_threads),
+                        cfg.run_seconds,
+                    )  # fmt: skip
+                    log(
+                        f"gateway nginx {name} c={conns}: {r['ok_per_s']}/s ok, "
+                        f"p50 {r['p50_ms']} ms, statuses {r['statuses']}"
+                    )
+                    runs[name].append(r)
+                proxy[str(conns)] = {name: merge_rounds(rs) for name, rs in runs.items()}
+    one = proxy["1"]
+    added = {
+        "p50_ms": round(one["guarded"]["p50_ms"] - one["direct"]["p50_ms"], 3),
+        # A closed loop of one: each request's mean time is 1 / throughput.
+        "mean_ms": round(
+            1000 / max(0.1, one["guarded"]["ok_per_s"])
+            - 1000 / max(0.1, one["direct"]["ok_per_s"]),
+            3,
+        ),
+        "throughput_ratio_at_c": round(
+            proxy[str(c)]["guarded"]["ok_per_s"] / max(0.1, proxy[str(c)]["direct"]["ok_per_s"]), 3
+        ),
+    }
+    log(f"gateway: nginx -> verify adds {added['p50_ms']} ms (p50) / {added['mean_ms']} ms (mean)")
+    return {"api": api, "proxy": proxy, "added": added, "connections": c}

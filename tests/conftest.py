@@ -23,10 +23,10 @@ from keyhouse.users.models import User
 pytest_plugins = ["tests.ldap_fixtures"]
 
 # --- `make test-fast`: what needs no service -------------------------------------
-# A test needs services (slapd, a Redis, a PostgreSQL cluster, Chromium, a running
+# A test needs services (slapd, a Redis, a PostgreSQL cluster, Chromium, nginx, a running
 # keyhouse) when it lives in one of these folders, uses one of these fixtures, or
 # says so with @pytest.mark.services. `make test-fast` runs `-m "not services"`.
-SERVICE_DIRS = {"e2e", "browser", "db"}
+SERVICE_DIRS = {"e2e", "browser", "db", "proxy"}
 SERVICE_FIXTURES = {
     "slapd",
     "slapd_server",

@@ -8,7 +8,10 @@ answer the ways a broken or hostile IdP would, so each of keyhouse's checks
 meets a real, differently-built message.
 
     GET /sso?SAMLRequest=…&RelayState=…   → auto-submitting form to the SP's ACS
+    GET /slo?SAMLRequest=…&Signature=…    → the SP's LogoutRequest, its signature checked,
+                                            answered with a 302 carrying a LogoutResponse
     idp.unsolicited(...)                   → an IdP-initiated response (form fields)
+    idp.respond_to(request_id, ...)        → a response to a request (even another IdP's)
     idp.logout_request_url(...)            → a LogoutRequest to the SP (Redirect binding)
 """
 
@@ -34,6 +37,7 @@ from cryptography.x509.oid import NameOID
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.config import IdPConfig
 from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_EMAILADDRESS, NameID
+from saml2.samlp import STATUS_SUCCESS, Status, StatusCode
 from saml2.server import Server
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
@@ -109,6 +113,11 @@ class SAMLIdP:
         self.audience: str | None = None
         self.in_response_to: str | None = None  # None: answer the request's own ID
         self.last_request_id = ""
+        # SP-initiated logout: the LogoutRequests received (verified), and how to answer.
+        self.logout_requests: list[Any] = []
+        self.sign_logout_response = True
+        self.logout_in_response_to: str | None = None
+        self.logout_status = STATUS_SUCCESS
 
     # --- configuration ------------------------------------------------------------
 
@@ -135,6 +144,9 @@ class SAMLIdP:
                             }
                         },
                         "name_id_format": [NAMEID_FORMAT_EMAILADDRESS],
+                        # Every request the SP sends over the Redirect binding must carry
+                        # a valid signature: keyhouse's AuthnRequests and LogoutRequests.
+                        "want_authn_requests_signed": True,
                     }
                 },
                 "metadata": {"inline": [sp_metadata_xml, other]},
@@ -193,10 +205,18 @@ class SAMLIdP:
         )
         return args["data"]
 
-    def answer(self, saml_request: str, relay_state: str | None) -> str:
+    def answer(
+        self,
+        saml_request: str,
+        relay_state: str | None,
+        sigalg: str | None = None,
+        signature: str | None = None,
+    ) -> str:
         """The HTML form the IdP shows the browser after the user signs in."""
         assert self.server is not None
-        req = self.server.parse_authn_request(saml_request, BINDING_HTTP_REDIRECT).message
+        req = self.server.parse_authn_request(
+            saml_request, BINDING_HTTP_REDIRECT, relay_state, sigalg, signature
+        ).message  # raises unless signed by the SP's key in its metadata
         self.last_request_id = req.id
         destination = req.assertion_consumer_service_url
         in_response_to = self.in_response_to if self.in_response_to is not None else req.id
@@ -207,7 +227,13 @@ class SAMLIdP:
         self, acs_url: str, sp_entity_id: str, relay_state: str | None
     ) -> dict[str, str]:
         """IdP-initiated sign-in: a response to no request, as form fields."""
-        xml = self._response(None, acs_url, sp_entity_id)
+        return self.respond_to(None, acs_url, sp_entity_id, relay_state)
+
+    def respond_to(
+        self, request_id: str | None, acs_url: str, sp_entity_id: str, relay_state: str | None
+    ) -> dict[str, str]:
+        """A response to the request ``request_id``, as form fields (even one sent elsewhere)."""
+        xml = self._response(request_id, acs_url, sp_entity_id)
         return form_fields(self._post_form(xml, acs_url, relay_state))
 
     def logout_request_url(
@@ -231,17 +257,62 @@ class SAMLIdP:
         )
         return dict(args["headers"])["Location"]
 
+    def answer_logout(self, query: dict[str, list[str]]) -> str:
+        """Check the SP's LogoutRequest (signature included); the URL of our LogoutResponse."""
+        assert self.server is not None
+
+        def one(name: str) -> str | None:
+            return query.get(name, [None])[0]
+
+        relay = one("RelayState")
+        parsed = self.server.parse_logout_request(
+            one("SAMLRequest"),
+            BINDING_HTTP_REDIRECT,
+            relay_state=relay,
+            sigalg=one("SigAlg"),
+            signature=one("Signature"),
+        )  # raises unless signed by the SP's key in its metadata
+        request = parsed.message
+        self.logout_requests.append(request)
+        if self.logout_in_response_to is not None:
+            request.id = self.logout_in_response_to
+        status = Status(status_code=StatusCode(value=self.logout_status))
+        response = self.server.create_logout_response(
+            request, [BINDING_HTTP_REDIRECT], status=status, sign=False
+        )
+        args = self.server.apply_binding(
+            BINDING_HTTP_REDIRECT,
+            str(response),
+            response.destination,
+            relay or "",
+            response=True,
+            sign=self.sign_logout_response,
+            sigalg=SIG_RSA_SHA256 if self.sign_logout_response else None,
+        )
+        return dict(args["headers"])["Location"]
+
     # --- HTTP -----------------------------------------------------------------------
 
     def _app(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         query = parse_qs(environ.get("QUERY_STRING", ""))
         if environ["PATH_INFO"] == "/sso" and "SAMLRequest" in query:
-            relay = query.get("RelayState", [None])[0]
+            relay, sigalg, signature = (
+                query.get(name, [None])[0] for name in ("RelayState", "SigAlg", "Signature")
+            )
             try:
-                body = self.answer(query["SAMLRequest"][0], relay)
+                body = self.answer(query["SAMLRequest"][0], relay, sigalg, signature)
                 status = "200 OK"
             except Exception as exc:  # the test wants to see why, not a hang
                 body, status = f"IdP error: {type(exc).__name__}: {exc}", "400 Bad Request"
+        elif environ["PATH_INFO"] == "/slo" and "SAMLRequest" in query:
+            try:
+                location = self.answer_logout(query)
+            except Exception as exc:  # the test wants to see why
+                body = f"IdP error: {type(exc).__name__}: {exc}"
+                start_response("400 Bad Request", [("Content-Type", "text/plain")])
+                return [body.encode()]
+            start_response("302 Found", [("Location", location)])
+            return [b""]
         elif environ["PATH_INFO"] == "/slo":
             body, status = "logged out at the IdP", "200 OK"
         else:

@@ -230,3 +230,18 @@ def test_every_toml_example_in_the_docs_is_a_valid_config() -> None:
             validate(tomllib.loads(block), path.name)
             examples += 1
     assert examples >= 5
+
+
+@pytest.mark.parametrize("bad", ["X_Remote_User", "X-Remote User", "", "X-Remote-User:", "-X"])
+def test_remote_user_header_must_be_a_header_name(bad: str) -> None:
+    with pytest.raises(ConfigError, match="REMOTE_USER_HEADER must be a header name"):
+        config_keys.load_values({}, {"REMOTE_USER_HEADER": bad})
+    with pytest.raises(ConfigError, match="REMOTE_USER_HEADER"):
+        config_keys.load_values({"KEYHOUSE_REMOTE_USER_HEADER": bad})
+
+
+def test_remote_user_defaults() -> None:
+    values = config_keys.load_values({}, {})
+    assert (values["REMOTE_USER_AUTH"], values["REMOTE_USER_HEADER"]) == (False, "X-Remote-User")
+    assert values["SSO_APPEND_DOMAIN"] is None
+    assert config_keys.load_values({"KEYHOUSE_SSO_APPEND_DOMAIN": " "})["SSO_APPEND_DOMAIN"] is None

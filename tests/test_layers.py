@@ -19,8 +19,9 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(
         [
             "__init__", "apps", "backend_choice", "cache_backend", "config_keys", "data_dir", "db",
-            "hashing_slots", "hashing_threads", "ldap_settings", "mail", "outages", "sso_config",
-            "prepared", "redact", "redis_client", "request_notes",
+            "gateway_rules", "hashing_slots", "hashing_threads", "jwt_config", "ldap_settings",
+            "mail", "outages", "sso_config", "prepared", "redact", "redis_client",
+            "request_notes", "secret_files", "social_providers",
         ],
         BASE,
     ),
@@ -35,6 +36,9 @@ LAYERS: dict[str, int] = {
     # web answers in Zulip's wire format through api/errors.py (design.md: one
     # hierarchy, mapped in one place), so it sits just right of api; api never imports web.
     "web": 5,
+    # The gateway's forward-auth check answers with api's authentication and errors
+    # (the very function users/me runs) and names web's login page only by URL name.
+    "gateway": 5,
     # Entry points and composition: they wire the apps together and may use each other.
     **dict.fromkeys(["cli", "ops", "settings", "urls", "wsgi"], 6),
 }  # fmt: skip

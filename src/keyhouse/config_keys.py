@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -86,6 +87,47 @@ def _oidc_idps(value: dict[str, Any]) -> dict[str, Any]:
     from keyhouse.sso_config import check_oidc_table  # pure; kept apart, it has a job of its own
 
     check_oidc_table(value)
+    return value
+
+
+def _http_url(name: str, value: str) -> str:
+    value = value.strip()
+    if not value.startswith(("https://", "http://")):
+        raise ConfigError(f"{name} must be an http(s) URL")
+    return value.rstrip("/")
+
+
+def _jwt_keys(value: dict[str, Any]) -> dict[str, Any]:
+    """Refuse a JWT key table that cannot work or is unsafe (``none``, mixed algorithms…)."""
+    from keyhouse.jwt_config import JWTConfigError, check_jwt_table  # pure, a job of its own
+
+    try:
+        check_jwt_table(value)
+    except JWTConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    return value
+
+
+def _gateway_rules(value: list[Any]) -> list[Any]:
+    """Refuse a rule the gateway could not apply, at start-up rather than on a request."""
+    from keyhouse.gateway_rules import GatewayRulesError, parse  # pure, a job of its own
+
+    try:
+        parse(value)
+    except GatewayRulesError as exc:
+        raise ConfigError(str(exc)) from None
+    return value
+
+
+def _header_name(key: str, value: str) -> str:
+    """A request header's name: letters, digits and hyphens only.
+
+    gunicorn and nginx drop headers with underscores by default, and a name with
+    anything else is not a header a proxy can set.
+    """
+    value = value.strip()
+    if not re.fullmatch(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*", value):
+        raise ConfigError(f"{key} must be a header name of letters, digits and hyphens")
     return value
 
 
@@ -195,6 +237,19 @@ KEYS: tuple[ConfigKey, ...] = (
     _k("TRUSTED_PROXIES", list, "`[]`", "peers (CIDRs) whose `X-Forwarded-For` is believed",
        "KEYHOUSE_TRUSTED_PROXIES",
        value=[]),
+    # --- Remote-user SSO (docs/sso.md, "Remote-user SSO"): Zulip's RemoteUser backend ---
+    _k("REMOTE_USER_AUTH", bool, "`false`",
+       "the web server in front signs people in (Zulip's `ZulipRemoteUserBackend`)",
+       "KEYHOUSE_REMOTE_USER_AUTH",
+       value=False),
+    _k("REMOTE_USER_HEADER", str, '`"X-Remote-User"`',
+       "the header that proxy sets to the signed-in user; believed only from `TRUSTED_PROXIES`",
+       "KEYHOUSE_REMOTE_USER_HEADER",
+       value="X-Remote-User", clean=lambda v: _header_name("REMOTE_USER_HEADER", v)),
+    _k("SSO_APPEND_DOMAIN", str, "unset: the header holds the email",
+       "email = remote user@this domain (Zulip's setting)",
+       "KEYHOUSE_SSO_APPEND_DOMAIN",
+       value=None, clean=lambda v: v.strip() or None),
     _k("RATE_LIMIT_IPV6_PREFIX", int, "`64`",
        "the per-IP limits count an IPv6 client by this block (0-128; security.md)",
        value=64),
@@ -319,6 +374,10 @@ KEYS: tuple[ConfigKey, ...] = (
        value=False, clean=_two_factor_extra),
     _k("SEND_LOGIN_EMAILS", bool, "`true`", "the new-login email", "KEYHOUSE_SEND_LOGIN_EMAILS",
        value=True),
+    _k("JWT_AUTH_KEYS", dict, "`{}`: no JWT sign-in",
+       'per realm subdomain (`""` is the root realm): `key` or `key_file`, and `algorithms`,'
+       ' e.g. `["HS256"]` (docs/jwt.md)',
+       value={}, clean=lambda v: _jwt_keys(v)),
     _k("SOCIAL_AUTH_OIDC_ENABLED_IDPS", dict, "`{}`",
        "OpenID Connect IdPs, one table each: `oidc_url`, `client_id`, `secret` or"
        " `secret_file`, `display_name`, `display_icon`, `auto_signup`, `limit_to_subdomains`"
@@ -347,8 +406,49 @@ KEYS: tuple[ConfigKey, ...] = (
        value=None),
     _k("SOCIAL_AUTH_GOOGLE_KEY", str, "unset: no Google", "the Google OAuth client ID",
        value=""),
-    _k("SOCIAL_AUTH_GOOGLE_SECRET", str, "empty", "the Google OAuth client secret",
+    _k("SOCIAL_AUTH_GOOGLE_SECRET", str, "empty",
+       "the Google OAuth client secret; prefer the `_FILE` variant",
        value=""),
+    _k("SOCIAL_AUTH_GOOGLE_SECRET_FILE", str, "unset",
+       "file holding the Google client secret (mode 0600), read at each sign-in",
+       value=None),
+    # --- GitLab, Azure AD and Apple (docs/sso.md): Zulip's setting names ---
+    _k("SOCIAL_AUTH_GITLAB_KEY", str, "unset: no GitLab", "the GitLab application's ID",
+       value=""),
+    _k("SOCIAL_AUTH_GITLAB_SECRET", str, "empty",
+       "the GitLab application's secret; prefer the `_FILE` variant",
+       value=""),
+    _k("SOCIAL_AUTH_GITLAB_SECRET_FILE", str, "unset",
+       "file holding the GitLab secret (mode 0600), read at each sign-in",
+       value=None),
+    _k("SOCIAL_AUTH_GITLAB_API_URL", str, "unset: `https://gitlab.com`",
+       "a self-hosted GitLab's base URL, e.g. `https://gitlab.example.com`",
+       value=None, clean=lambda v: _http_url("SOCIAL_AUTH_GITLAB_API_URL", v)),
+    _k("SOCIAL_AUTH_AZUREAD_OAUTH2_KEY", str, "unset: no Azure AD",
+       "the Azure AD (Entra ID) app registration's Application (client) ID",
+       value=""),
+    _k("SOCIAL_AUTH_AZUREAD_OAUTH2_SECRET", str, "empty",
+       "the app registration's client secret; prefer the `_FILE` variant",
+       value=""),
+    _k("SOCIAL_AUTH_AZUREAD_OAUTH2_SECRET_FILE", str, "unset",
+       "file holding the Azure AD client secret (mode 0600), read at each sign-in",
+       value=None),
+    _k("SOCIAL_AUTH_APPLE_SERVICES_ID", str, "unset: no Apple",
+       "the Sign in with Apple Services ID (the web flow's client ID)",
+       value=""),
+    _k("SOCIAL_AUTH_APPLE_APP_ID", str, "unset",
+       "an app's bundle ID also accepted as an id_token audience",
+       value=None),
+    _k("SOCIAL_AUTH_APPLE_KEY", str, "unset", "the ID of the Sign in with Apple private key",
+       value=""),
+    _k("SOCIAL_AUTH_APPLE_TEAM", str, "unset", "the Apple developer team ID",
+       value=""),
+    _k("SOCIAL_AUTH_APPLE_SECRET", str, "empty",
+       "the private key (PEM, `.p8`) that signs the client secret; prefer the `_FILE` variant",
+       value=""),
+    _k("SOCIAL_AUTH_APPLE_SECRET_FILE", str, "unset",
+       "file holding that private key (mode 0600), read at each sign-in",
+       value=None),
     _k("SECURE_COOKIES", bool, "`false`", "session and CSRF cookies over HTTPS only",
        "KEYHOUSE_SECURE_COOKIES",
        value=False),
@@ -376,6 +476,11 @@ KEYS: tuple[ConfigKey, ...] = (
     _k("SOCIAL_AUTH_SAML_ENABLED_IDPS", dict, "`{}`",
        "identity providers by name: `entity_id`, `url`, `x509cert`, `attr_*` … (sso.md)",
        value={}),
+    # --- The gateway's forward-auth check, /auth/verify (docs/gateway.md) ---
+    _k("GATEWAY_RULES", list, "`[]`: every signed-in user passes",
+       "`[[GATEWAY_RULES]]` tables: `host`, `path`, `methods` → `realms`, `roles`, `bots`,"
+       " `allow`; the first match decides (docs/gateway.md)",
+       value=[], clean=lambda v: _gateway_rules(v)),
 )  # fmt: skip
 
 BY_NAME: dict[str, ConfigKey] = {key.name: key for key in KEYS}

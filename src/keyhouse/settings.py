@@ -51,6 +51,8 @@ ZULIP_FEATURE_LEVEL: int = _v["ZULIP_FEATURE_LEVEL"]
 
 # --- Authentication ---------------------------------------------------------
 DEV_MODE: bool = _v["DEV_MODE"]
+# JWT sign-in (docs/jwt.md): Zulip's setting, checked by config_keys (jwt_config.py).
+JWT_AUTH_KEYS: dict[str, dict[str, Any]] = _v["JWT_AUTH_KEYS"]
 
 # --- LDAP (docs/ldap.md): Zulip's setting names, from the config file ---------
 AUTH_LDAP_SERVER_URI: str = _v["AUTH_LDAP_SERVER_URI"]
@@ -106,6 +108,11 @@ RATE_LIMITING_RULES: dict[str, list[tuple[int, int]]] = {
 }
 # Peers whose X-Forwarded-For is believed (CIDRs). Empty: REMOTE_ADDR is the client.
 TRUSTED_PROXIES: list[str] = _v["TRUSTED_PROXIES"]
+# Remote-user SSO (docs/sso.md): the proxy in front signs people in and names them in
+# REMOTE_USER_HEADER, believed only from TRUSTED_PROXIES (auth/proxy_header.py).
+REMOTE_USER_AUTH: bool = _v["REMOTE_USER_AUTH"]
+REMOTE_USER_HEADER: str = _v["REMOTE_USER_HEADER"]
+SSO_APPEND_DOMAIN: str | None = _v["SSO_APPEND_DOMAIN"]
 # Addresses never limited per IP: loopback means "a proxy on this host", whose
 # clients must not share one budget. Set [] to limit loopback too.
 RATE_LIMIT_IP_EXEMPT: list[str] = _v["RATE_LIMIT_IP_EXEMPT"]
@@ -179,6 +186,20 @@ SOCIAL_AUTH_GITHUB_ORG_NAME: str | None = _v["SOCIAL_AUTH_GITHUB_ORG_NAME"]
 SOCIAL_AUTH_GITHUB_TEAM_ID: str | None = _v["SOCIAL_AUTH_GITHUB_TEAM_ID"]
 SOCIAL_AUTH_GOOGLE_KEY: str = _v["SOCIAL_AUTH_GOOGLE_KEY"]
 SOCIAL_AUTH_GOOGLE_SECRET: str = _v["SOCIAL_AUTH_GOOGLE_SECRET"]
+SOCIAL_AUTH_GOOGLE_SECRET_FILE: str | None = _v["SOCIAL_AUTH_GOOGLE_SECRET_FILE"]
+SOCIAL_AUTH_GITLAB_KEY: str = _v["SOCIAL_AUTH_GITLAB_KEY"]
+SOCIAL_AUTH_GITLAB_SECRET: str = _v["SOCIAL_AUTH_GITLAB_SECRET"]
+SOCIAL_AUTH_GITLAB_SECRET_FILE: str | None = _v["SOCIAL_AUTH_GITLAB_SECRET_FILE"]
+SOCIAL_AUTH_GITLAB_API_URL: str | None = _v["SOCIAL_AUTH_GITLAB_API_URL"]
+SOCIAL_AUTH_AZUREAD_OAUTH2_KEY: str = _v["SOCIAL_AUTH_AZUREAD_OAUTH2_KEY"]
+SOCIAL_AUTH_AZUREAD_OAUTH2_SECRET: str = _v["SOCIAL_AUTH_AZUREAD_OAUTH2_SECRET"]
+SOCIAL_AUTH_AZUREAD_OAUTH2_SECRET_FILE: str | None = _v["SOCIAL_AUTH_AZUREAD_OAUTH2_SECRET_FILE"]
+SOCIAL_AUTH_APPLE_SERVICES_ID: str = _v["SOCIAL_AUTH_APPLE_SERVICES_ID"]
+SOCIAL_AUTH_APPLE_APP_ID: str | None = _v["SOCIAL_AUTH_APPLE_APP_ID"]
+SOCIAL_AUTH_APPLE_KEY: str = _v["SOCIAL_AUTH_APPLE_KEY"]
+SOCIAL_AUTH_APPLE_TEAM: str = _v["SOCIAL_AUTH_APPLE_TEAM"]
+SOCIAL_AUTH_APPLE_SECRET: str = _v["SOCIAL_AUTH_APPLE_SECRET"]
+SOCIAL_AUTH_APPLE_SECRET_FILE: str | None = _v["SOCIAL_AUTH_APPLE_SECRET_FILE"]
 # --- end Single sign-on ---
 
 MIDDLEWARE = [
@@ -440,3 +461,8 @@ SOCIAL_AUTH_SAML_TECHNICAL_CONTACT: dict[str, str] = _v["SOCIAL_AUTH_SAML_TECHNI
 SOCIAL_AUTH_SAML_SUPPORT_CONTACT: dict[str, str] = _v["SOCIAL_AUTH_SAML_SUPPORT_CONTACT"]
 SOCIAL_AUTH_SAML_ENABLED_IDPS: dict[str, dict[str, Any]] = _v["SOCIAL_AUTH_SAML_ENABLED_IDPS"]
 # --- end SAML ---------------------------------------------------------------------
+
+# --- Gateway (docs/gateway.md): who /auth/verify lets through where ----------------
+# The raw tables, checked at load (config_keys.py); keyhouse/gateway_rules.py reads them.
+GATEWAY_RULES: list[dict[str, Any]] = _v["GATEWAY_RULES"]
+# --- end Gateway ---

@@ -18,8 +18,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from keyhouse.secret_files import read_secret
 
 SINGLE_IDP_NAME = "oidc"
 DEFAULT_DISPLAY_NAME = "OIDC"  # Zulip's default display_name
@@ -69,9 +70,7 @@ class OIDCIdP:
 
     def client_secret(self) -> str:
         """The secret, read from ``secret_file`` at use: rotating the file needs no restart."""
-        if self.secret_file:
-            return Path(self.secret_file).read_text().strip()
-        return self.secret or ""
+        return read_secret(self.secret, self.secret_file)
 
 
 def check_oidc_table(table: Mapping[str, Any]) -> None:

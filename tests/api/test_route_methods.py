@@ -50,6 +50,7 @@ class Api:
 
 API: dict[str, Api] = {
     "api/v1/fetch_api_key": Api(("POST",), rest=False),
+    "api/v1/jwt/fetch_api_key": Api(("POST",), rest=False),  # Zulip's require_post path
     "api/v1/server_settings": Api(("GET", "HEAD"), rest=False),
     "api/v1/users/me": Api(("GET", "HEAD"), rest=True),
     "api/v1/users/me/api_key/regenerate": Api(("POST",), rest=True),
@@ -63,6 +64,7 @@ PAGES: dict[str, tuple[str, ...]] = {
     "login/": FORM,
     "accounts/login/": FORM,
     "accounts/logout/": FORM,
+    "accounts/login/jwt/": ("POST",),  # Zulip's remote_user_jwt: require_post
     "accounts/login/subdomain/<str:token>": ANY,  # Zulip's log_into_subdomain: any method
     # SSO (web/sso.py): Zulip's start_social_login / social_django's complete: any method.
     "accounts/login/social/<str:backend>": ANY,
@@ -70,6 +72,9 @@ PAGES: dict[str, tuple[str, ...]] = {
     "accounts/register/social/<str:backend>": ANY,
     "accounts/register/social/<str:backend>/<str:idp>": ANY,
     "complete/<str:backend>/": ANY,
+    # Remote-user SSO (web/remote_user.py): Zulip's views have no method check either.
+    "accounts/login/start/sso/": ANY,
+    "accounts/login/sso/": ANY,
     "account/api-key/": FORM,
     "account/api-key/zuliprc": ("POST",),
     "account/api-key/regenerate": ("POST",),
@@ -93,6 +98,9 @@ PAGES: dict[str, tuple[str, ...]] = {
     "ready": SAFE,
     "metrics": SAFE,
 }
+# The gateway's forward-auth check (docs/gateway.md): a proxy asks with any method
+# (nginx's auth_request keeps the original one), and every answer is JSON.
+GATEWAY: dict[str, tuple[str, ...]] = {"auth/verify": ANY}
 SAMPLE_ARGS = {"token": "abc", "uidb64": "MQ", "object_id": "1", "app_label": "users"}
 
 
@@ -149,7 +157,7 @@ def method_not_allowed(response: HttpResponse, methods: tuple[str, ...]) -> None
 def test_every_route_has_expected_methods() -> None:
     """A new route fails here until it says which methods it takes."""
     routes = {r for r in all_routes() if not r.startswith("admin/")}
-    assert routes == set(API) | set(PAGES)
+    assert routes == set(API) | set(PAGES) | set(GATEWAY)
 
 
 # --- never a 500, whatever the route, method, Accept or credentials -------------------
@@ -168,7 +176,7 @@ def test_no_combination_is_a_server_error(
 ) -> None:
     settings.DEV_MODE = dev_mode
     url = url_for(route)
-    json_route = url.startswith(("/api/", "/json/"))
+    json_route = url.startswith(("/api/", "/json/", "/auth/verify"))
     for cred, (client, extra) in clients(user).items():
         for accept in ACCEPTS:
             for method in (*METHODS, "TRACE"):
@@ -275,6 +283,21 @@ def test_dev_routes_in_dev_mode(user: User, settings: Settings) -> None:
         # Zulip's path("dev_list_users", …) has no method check at all.
         listed = call(client, method, "/api/v1/dev_list_users", "*/*")
         assert listed.status_code == 200, (method, listed.content)
+
+
+# --- the gateway: every method is a question about the original request -----------------
+
+
+@pytest.mark.parametrize("route", sorted(GATEWAY))
+def test_gateway_takes_every_method(route: str, user: User) -> None:
+    """Granted with a key, Zulip's 401 without; never a 405, OPTIONS included."""
+    for method in (*GATEWAY[route], "TRACE"):
+        for cred in ("none", "basic"):
+            client, extra = clients(user)[cred]
+            response = call(client, method, url_for(route), "*/*", **extra)
+            expected = 200 if cred == "basic" else 401
+            assert response.status_code == expected, (method, cred, response.content)
+            assert response["Content-Type"] == "application/json"
 
 
 # --- pages: a wrong method is a 405 with Allow, before any sign-in redirect --------------

@@ -145,8 +145,10 @@ def start_server(
     log: Path,
     env: dict[str, str] | None = None,
     port: int | None = None,
+    workers: int = 2,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """``keyhouse serve --workers 2`` on a free loopback port, in its own process group."""
+    """``keyhouse serve --workers 2`` (or ``workers``) on a free loopback port, in its own
+    process group."""
     for _attempt in range(3):  # the free port may be taken before gunicorn binds it
         chosen = port or free_port()
         base_url = f"http://127.0.0.1:{chosen}"
@@ -160,7 +162,7 @@ def start_server(
                     "--port",
                     str(chosen),
                     "--workers",
-                    "2",
+                    str(workers),
                 ],  # fmt: skip
                 stdin=subprocess.DEVNULL,
                 stdout=log_fh,

@@ -69,7 +69,8 @@ def cli(data: Path, redis_url: str, *args: str) -> tuple[subprocess.CompletedPro
 
 
 def test_redis_paused_killed_and_restored_from_a_snapshot(
-    served: tuple[str, Path, str], throwaway_redis: ThrowawayRedis  # noqa: F811
+    served: tuple[str, Path, str],
+    throwaway_redis: ThrowawayRedis,  # noqa: F811
 ) -> None:
     base_url, data, log = served
     figures: dict[str, Any] = {}

@@ -53,5 +53,5 @@ def test_no_realm_means_every_configured_backend(settings: Settings) -> None:
 def test_parse_auth_methods() -> None:
     assert methods.parse_auth_methods("ldap, EMAIL") == ["email", "ldap"]
     assert methods.parse_auth_methods("") == []
-    with pytest.raises(ValueError, match="gitlab"):
-        methods.parse_auth_methods("email,gitlab")
+    with pytest.raises(ValueError, match="kerberos"):
+        methods.parse_auth_methods("email,kerberos")

@@ -62,3 +62,14 @@ def test_every_silenced_check_is_explained_in_deploy_md() -> None:
     text = DEPLOY_MD.read_text()
     for check_id in settings.SILENCED_SYSTEM_CHECKS:
         assert f"`{check_id}`" in text, f"{check_id} is silenced but docs/deploy.md says nothing"
+
+
+def test_remote_user_without_a_trusted_proxy_is_a_warning(settings: object) -> None:
+    from keyhouse.web.checks import W002, check_remote_user_has_a_proxy
+
+    settings.REMOTE_USER_AUTH, settings.TRUSTED_PROXIES = True, []  # type: ignore[attr-defined]
+    assert check_remote_user_has_a_proxy() == [W002]
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]  # type: ignore[attr-defined]
+    assert check_remote_user_has_a_proxy() == []
+    settings.REMOTE_USER_AUTH, settings.TRUSTED_PROXIES = False, []  # type: ignore[attr-defined]
+    assert check_remote_user_has_a_proxy() == []

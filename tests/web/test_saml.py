@@ -6,15 +6,21 @@ is signed and checked with real keys made at test time.
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 from django.contrib.sessions.models import Session
 from django.test import Client as DjangoClient
+from django.utils import timezone
 from pytest_django.fixtures import Settings
+from saml2.samlp import STATUS_RESPONDER
 
 from keyhouse.auth.models import LoginAttempt
 from keyhouse.realms.models import Realm
@@ -24,11 +30,13 @@ from keyhouse.users.models import User
 from tests.saml_idp import (
     OTHER_SP,
     SAMLIdP,
+    cert_body,
     form_fields,
     make_key_and_cert,
     path_and_query,
     tamper,
 )
+from tests.web.test_desktop_flow import decrypt_token, desktop_data
 
 HOST = "example.org"  # python3-saml refuses URLs on a dotless host such as "testserver"
 # The IdP signs with Debian's xmlsec1, which .ci/ensure-services.sh installs.
@@ -200,8 +208,6 @@ def test_mobile_flow_ends_in_the_zulip_redirect(saml: SAMLIdP, alice: User) -> N
     browser = Client()
     response = post_to_acs(browser, form)
     assert response.status_code == 302 and response["Location"].startswith("zulip://login?")
-    from urllib.parse import parse_qs, urlparse
-
     query = parse_qs(urlparse(response["Location"]).query)
     alice.refresh_from_db()
     assert otp_decrypt_api_key(query["otp_encrypted_api_key"][0], otp) == alice.api_key
@@ -209,6 +215,22 @@ def test_mobile_flow_ends_in_the_zulip_redirect(saml: SAMLIdP, alice: User) -> N
     # The OTP does not leak into a later web sign-in in the same browser (zulip#13560).
     later = post_to_acs(browser, at_idp(browser, "/accounts/login/social/saml/one"))
     assert later.status_code == 302 and not later["Location"].startswith("zulip://")
+
+
+def test_desktop_flow_end_to_end(saml: SAMLIdP, alice: User) -> None:
+    """desktop_flow_otp through SAML: the AES-GCM token page, redeemed once by the app."""
+    otp = "1234abcd" * 8
+    form = at_idp(Client(), f"/accounts/login/social/saml/one?desktop_flow_otp={otp}")
+    assert otp not in json.dumps(form)
+    browser = Client()
+    token = decrypt_token(desktop_data(post_to_acs(browser, form)), otp)
+    assert "_auth_user_id" not in browser.session  # the browser only carried the token
+    app = Client()
+    redeemed = app.get(f"/accounts/login/subdomain/{token}")
+    assert redeemed.status_code == 302
+    assert app.session["_auth_user_id"] == str(alice.pk)
+    assert Client().get(f"/accounts/login/subdomain/{token}").status_code == 400  # once
+    assert last_attempt().method == "saml:one"
 
 
 # --- what a broken or hostile IdP sends ---------------------------------------------
@@ -260,6 +282,64 @@ def test_garbage_is_a_page_not_a_500(saml: SAMLIdP, alice: User) -> None:
         assert response.status_code == 400, body
 
 
+def test_response_signed_with_another_key_is_refused(
+    saml: SAMLIdP, idp2: SAMLIdP, alice: User, settings: Settings
+) -> None:
+    """The right Issuer, a well-formed signature, but not by the certificate configured."""
+    settings.SOCIAL_AUTH_SAML_ENABLED_IDPS = {
+        "one": saml.sp_config(x509cert=cert_body(idp2.cert_pem))
+    }
+    form = at_idp(Client(), "/accounts/login/social/saml/one")
+    _refused(post_to_acs(Client(), form), "SSO_BAD_SIGNATURE", b"could not be verified")
+
+
+def test_response_from_an_unconfigured_idp_is_refused(
+    saml: SAMLIdP, idp2: SAMLIdP, alice: User
+) -> None:
+    idp2.reset()
+    idp2.load_sp_metadata(Client().get("/saml/metadata.xml").content.decode())
+    form = idp2.unsolicited(ACS, SP_ENTITY_ID, None)
+    response = post_to_acs(Client(), form)
+    assert response.status_code == 400 and b"could not be verified" in response.content
+    assert (last_attempt().reason, last_attempt().method) == ("SSO_INVALID_RESPONSE", "saml")
+
+
+def test_unknown_relay_state_token_is_unsolicited(saml: SAMLIdP, alice: User) -> None:
+    form = at_idp(Client(), "/accounts/login/social/saml/one")
+    form["RelayState"] = json.dumps({"state_token": "never-issued"})
+    _refused(post_to_acs(Client(), form), "SSO_UNSOLICITED", b"does not match")
+
+
+def test_in_response_to_a_request_never_sent_is_unsolicited(saml: SAMLIdP, alice: User) -> None:
+    """No RelayState to find our record by: the InResponseTo alone must name a request of ours."""
+    saml.in_response_to = "id-we-never-sent"
+    form = at_idp(Client(), "/accounts/login/social/saml/one")
+    del form["RelayState"]
+    _refused(post_to_acs(Client(), form), "SSO_UNSOLICITED", b"does not match")
+
+
+def test_answer_after_the_request_expired_is_unsolicited(saml: SAMLIdP, alice: User) -> None:
+    form = at_idp(Client(), "/accounts/login/social/saml/one")
+    OutstandingRequest.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    _refused(post_to_acs(Client(), form), "SSO_UNSOLICITED", b"does not match")
+
+
+def test_answer_from_another_idp_than_asked_is_unsolicited(
+    saml: SAMLIdP, idp2: SAMLIdP, alice: User, settings: Settings
+) -> None:
+    """We asked IdP one; IdP two (configured too) answers that very request and RelayState."""
+    settings.SOCIAL_AUTH_SAML_ENABLED_IDPS = {"one": saml.sp_config(), "two": idp2.sp_config()}
+    idp2.reset()
+    idp2.load_sp_metadata(Client().get("/saml/metadata.xml").content.decode())
+    start = Client().get("/accounts/login/social/saml/one")
+    relay = parse_qs(urlparse(start["Location"]).query)["RelayState"][0]
+    asked = OutstandingRequest.objects.get()
+    form = idp2.respond_to(asked.request_id, ACS, SP_ENTITY_ID, relay)
+    response = post_to_acs(Client(), form)
+    assert response.status_code == 400 and b"does not match" in response.content
+    assert (last_attempt().reason, last_attempt().method) == ("SSO_UNSOLICITED", "saml:two")
+
+
 # --- IdP-initiated ------------------------------------------------------------------
 
 
@@ -273,6 +353,62 @@ def test_idp_initiated_sign_in(saml: SAMLIdP, alice: User) -> None:
     # The same unsolicited response, posted again, is a replay.
     assert post_to_acs(Client(), form).status_code == 400
     assert last_attempt().reason == "SSO_UNSOLICITED"
+
+
+def test_idp_initiated_without_relay_state_signs_in_to_the_hosts_realm(
+    saml: SAMLIdP, alice: User
+) -> None:
+    """Zulip's choose_subdomain: no RelayState subdomain means the realm of the host posted to."""
+    client = Client()
+    response = post_to_acs(client, saml.unsolicited(ACS, SP_ENTITY_ID, None))
+    assert response.status_code == 302 and response["Location"] == "/account/api-key/"
+    assert client.session["_auth_user_id"] == str(alice.pk)
+
+
+def test_idp_initiated_relay_state_carries_only_the_subdomain(saml: SAMLIdP, alice: User) -> None:
+    """Zulip's get_relayed_params: an IdP-initiated RelayState gives ``subdomain`` and nothing
+    else, so an OTP or ``next`` put there is ignored: no app flow is started by the IdP, and
+    the key never leaves in a zulip:// redirect nobody asked for."""
+    relay = json.dumps(
+        {"subdomain": "", "mobile_flow_otp": "ab" * 32, "next": "/account/api-key/zuliprc"}
+    )
+    client = Client()
+    response = post_to_acs(client, saml.unsolicited(ACS, SP_ENTITY_ID, relay))
+    assert response.status_code == 302 and response["Location"] == "/account/api-key/"
+    assert client.session["_auth_user_id"] == str(alice.pk)
+
+
+def test_idp_initiated_for_another_realm_hands_over_to_its_host(
+    saml: SAMLIdP, external_host: str
+) -> None:
+    """Posted to the root host, RelayState naming "other": a one-time token for other's host
+    (Zulip's redirect_and_log_into_subdomain), since the root host's cookie is not other's."""
+    Realm.objects.create(subdomain="", name="Root", authentication_methods=["saml"])
+    other = Realm.objects.create(subdomain="other", name="Other", authentication_methods=["saml"])
+    bob = create_user(other, "alice@example.com", "Alice at Other")
+    relay = json.dumps({"subdomain": "other"})
+    response = post_to_acs(Client(), saml.unsolicited(ACS, SP_ENTITY_ID, relay))
+    assert response.status_code == 302
+    prefix = "http://other.example.org/accounts/login/subdomain/"
+    assert response["Location"].startswith(prefix)
+    browser = Client(HTTP_HOST="other.example.org")
+    assert browser.get(urlparse(response["Location"]).path).status_code == 302
+    assert browser.session["_auth_user_id"] == str(bob.pk)
+
+
+def test_idp_initiated_for_a_realm_without_saml_is_refused(saml: SAMLIdP, alice: User) -> None:
+    alice.realm.authentication_methods = ["email"]
+    alice.realm.save()
+    response = post_to_acs(Client(), saml.unsolicited(ACS, SP_ENTITY_ID, None))
+    assert response.status_code == 403 and b"not enabled" in response.content
+    assert (last_attempt().reason, last_attempt().method) == ("SSO_METHOD_DISABLED", "saml:one")
+
+
+def test_idp_initiated_for_an_unknown_realm_is_refused(saml: SAMLIdP, alice: User) -> None:
+    relay = json.dumps({"subdomain": "nosuchrealm"})
+    response = post_to_acs(Client(), saml.unsolicited(ACS, SP_ENTITY_ID, relay))
+    assert response.status_code == 403
+    assert last_attempt().reason == "SSO_METHOD_DISABLED"
 
 
 # --- two IdPs, limit_to_subdomains --------------------------------------------------
@@ -343,7 +479,7 @@ def test_unsigned_logout_request_is_refused(saml: SAMLIdP, alice: User) -> None:
     old_key = alice.api_key
     url = saml.logout_request_url(ACS, SP_ENTITY_ID, "alice@example.com", signed=False)
     response = Client().get(path_and_query(url))
-    assert response.status_code == 400
+    assert response.status_code == 400 and b"nobody was signed out" in response.content
     assert Session.objects.exists()
     alice.refresh_from_db()
     assert alice.api_key == old_key
@@ -372,3 +508,159 @@ def test_server_settings_and_login_page_list_each_idp_as_zulip(
     body = Client().get("/api/v1/server_settings").json()
     assert body["authentication_methods"]["saml"] is False
     assert body["external_authentication_methods"] == []
+
+
+# --- SP-initiated logout --------------------------------------------------------------
+
+
+def idp_redirect(url: str) -> str:
+    """GET ``url`` at the real IdP and return where it redirects the browser (not followed:
+    the SP's host, example.org, is this test's Django client, not a network address)."""
+    parsed = urlparse(url)
+    connection = http.client.HTTPConnection(parsed.netloc, timeout=10)
+    try:
+        connection.request("GET", path_and_query(url))
+        answer = connection.getresponse()
+        body = answer.read()
+        assert answer.status == 302, body[:500]
+        return answer.getheader("Location") or ""
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def slo(saml: SAMLIdP, settings: Settings) -> SAMLIdP:
+    settings.SOCIAL_AUTH_SAML_ENABLED_IDPS = {
+        "one": saml.sp_config(sp_initiated_logout_enabled=True)
+    }
+    return saml
+
+
+def _logout_at_idp(client: DjangoClient, idp: SAMLIdP) -> str:
+    """Sign out at keyhouse; the IdP's LogoutResponse URL it sends the browser back with."""
+    response = client.post("/accounts/logout/")
+    assert response.status_code == 302, response.content[:300]
+    location = response["Location"]
+    assert location.startswith(idp.slo_url + "?")
+    query = parse_qs(urlparse(location).query)
+    assert {"SAMLRequest", "RelayState", "SigAlg", "Signature"} <= set(query)
+    # The session ended before the browser left: an IdP that never answers changes nothing.
+    assert "_auth_user_id" not in client.session
+    back = idp_redirect(location)  # the IdP checked the LogoutRequest's signature
+    assert back.startswith(ACS + "?") and "SAMLResponse=" in back
+    return back
+
+
+def _logout_refused_for(caplog: pytest.LogCaptureFixture, code: str) -> None:
+    """The page is the same for every refusal; the log says which check failed."""
+    refusals = [
+        r.getMessage() for r in caplog.records if "LogoutResponse refused" in r.getMessage()
+    ]
+    assert refusals and code in refusals[-1], refusals
+
+
+def test_sp_initiated_logout_round_trip(
+    slo: SAMLIdP, alice: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    other_browser = _signed_in(slo)
+    client = _signed_in(slo)
+    old_key = alice.api_key
+    back = _logout_at_idp(client, slo)
+    request = slo.logout_requests[-1]
+    assert request.name_id.text == "alice@example.com"  # the NameID the IdP issued
+    assert request.session_index and request.session_index[0].text  # and its SessionIndex
+    response = client.get(path_and_query(back))
+    assert response.status_code == 302 and response["Location"] == "/login/"
+    assert b"You have signed out." in client.get("/login/").content
+    assert not OutstandingRequest.objects.exists()  # the LogoutRequest was answered
+    # Only this browser's session ends (Zulip's SP-initiated logout); the key stays.
+    assert other_browser.session["_auth_user_id"] == str(alice.pk)
+    alice.refresh_from_db()
+    assert alice.api_key == old_key
+    # The same LogoutResponse again answers nothing outstanding.
+    again = Client().get(path_and_query(back))
+    assert again.status_code == 400 and b"could not be verified" in again.content
+    _logout_refused_for(caplog, "SSO_UNSOLICITED")
+
+
+def test_unsigned_logout_response_is_refused(
+    slo: SAMLIdP, alice: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    slo.sign_logout_response = False
+    client = _signed_in(slo)
+    back = _logout_at_idp(client, slo)
+    assert "Signature=" not in back
+    response = client.get(path_and_query(back))
+    assert response.status_code == 400
+    assert b"could not be verified" in response.content
+    assert b"You are signed out" in response.content  # and it is true:
+    assert "_auth_user_id" not in client.session
+    _logout_refused_for(caplog, "SSO_BAD_SIGNATURE")
+
+
+def test_forged_logout_response_signature_is_refused(
+    slo: SAMLIdP, alice: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = _signed_in(slo)
+    back = _logout_at_idp(client, slo)
+    parsed = urlparse(back)
+    query = {k: v[0] for k, v in parse_qs(parsed.query).items()}
+    signature = bytearray(base64.b64decode(query["Signature"]))
+    signature[10] ^= 0xFF
+    query["Signature"] = base64.b64encode(bytes(signature)).decode()
+    response = client.get(f"{parsed.path}?{urlencode(query)}")
+    assert response.status_code == 400 and b"could not be verified" in response.content
+    _logout_refused_for(caplog, "SSO_BAD_SIGNATURE")
+
+
+def test_logout_response_to_another_request_is_refused(
+    slo: SAMLIdP, alice: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    slo.logout_in_response_to = "id-we-never-sent"
+    client = _signed_in(slo)
+    response = client.get(path_and_query(_logout_at_idp(client, slo)))
+    assert response.status_code == 400 and b"could not be verified" in response.content
+    _logout_refused_for(caplog, "SSO_UNSOLICITED")
+
+
+def test_logout_refused_by_the_idp_is_a_page(
+    slo: SAMLIdP, alice: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    slo.logout_status = STATUS_RESPONDER
+    client = _signed_in(slo)
+    response = client.get(path_and_query(_logout_at_idp(client, slo)))
+    assert response.status_code == 400 and b"sign out there" in response.content
+    _logout_refused_for(caplog, "not successful")
+
+
+def test_garbage_logout_response_is_a_page_not_a_500(slo: SAMLIdP, alice: User) -> None:
+    for query in ("SAMLResponse=%25%25", "SAMLResponse=PGZvby8%2B", "SAMLResponse="):
+        response = Client().get(f"/complete/saml/?{query}")
+        assert response.status_code == 400, query
+
+
+def test_logout_is_local_when_the_idp_does_not_enable_it(saml: SAMLIdP, alice: User) -> None:
+    client = _signed_in(saml)  # sp_initiated_logout_enabled is off by default, as in Zulip
+    response = client.post("/accounts/logout/")
+    assert response.status_code == 302 and response["Location"] == "/login/"
+    assert "_auth_user_id" not in client.session
+    assert not saml.logout_requests and not OutstandingRequest.objects.exists()
+
+
+def test_logout_of_a_session_not_from_saml_is_local(slo: SAMLIdP, alice: User) -> None:
+    client = Client()
+    client.force_login(alice)  # as a password sign-in would
+    response = client.post("/accounts/logout/")
+    assert response.status_code == 302 and response["Location"] == "/login/"
+    assert "_auth_user_id" not in client.session
+    assert not slo.logout_requests
+
+
+def test_logout_is_local_without_an_slo_url(slo: SAMLIdP, alice: User, settings: Settings) -> None:
+    client = _signed_in(slo)
+    settings.SOCIAL_AUTH_SAML_ENABLED_IDPS = {
+        "one": slo.sp_config(sp_initiated_logout_enabled=True, slo_url="")
+    }
+    response = client.post("/accounts/logout/")
+    assert response.status_code == 302 and response["Location"] == "/login/"
+    assert "_auth_user_id" not in client.session

@@ -66,8 +66,14 @@ def _user_for_api_key_from_db(email: str, api_key: str) -> User | None:
     return match
 
 
-def validate_api_key(request: HttpRequest, email: str, api_key: str) -> User:
-    """Zulip's validate_api_key + validate_account_and_subdomain; raises with Zulip's messages."""
+def validate_api_key(
+    request: HttpRequest, email: str, api_key: str, subdomain: str | None = None
+) -> User:
+    """Zulip's validate_api_key + validate_account_and_subdomain; raises with Zulip's messages.
+
+    ``subdomain`` is the realm the request is for, when that is not its own host's
+    (the gateway's verify names the host of the request it checks).
+    """
     email, api_key = email.strip(), api_key.strip()
     if not has_api_key_format(api_key):
         raise UnauthorizedError("Malformed API key")
@@ -75,9 +81,23 @@ def validate_api_key(request: HttpRequest, email: str, api_key: str) -> User:
     if user is None:
         raise UnauthorizedError("Invalid API key")
     try:
-        validate_account_and_subdomain(request, user)
+        validate_account_and_subdomain(request, user, subdomain)
     except JsonableError as exc:  # Zulip's authenticated_rest_api_view wraps them all
         raise UnauthorizedError(exc.msg) from None
+    return user
+
+
+def authenticate_api_key(request: HttpRequest, subdomain: str | None = None) -> User:
+    """Basic ``email:api_key``, the account checks, the per-user API rate limit.
+
+    What every API-key request goes through, in this order: ``users/me`` and the
+    other API views (``api_key_required``), and the gateway's ``/auth/verify``,
+    which passes the ``subdomain`` of the request it checks.
+    """
+    email, api_key = get_basic_credentials(request)
+    user = validate_api_key(request, email, api_key, subdomain)
+    if settings.RATE_LIMITING:
+        hit(request, "api_by_user", str(user.id))
     return user
 
 
@@ -86,10 +106,7 @@ def api_key_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        email, api_key = get_basic_credentials(request)
-        user = validate_api_key(request, email, api_key)
-        if settings.RATE_LIMITING:
-            hit(request, "api_by_user", str(user.id))
+        user = authenticate_api_key(request)
         request.user = user
         return view(request, user, *args, **kwargs)
 

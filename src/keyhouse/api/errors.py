@@ -289,6 +289,21 @@ class CsrfFailedError(JsonableError):
         return {"reason": self.reason}
 
 
+# --- The gateway's /auth/verify (docs/gateway.md) ------------------------------------
+
+
+class ForwardedRequestError(JsonableError):
+    """A trusted proxy described the request it checks in a way keyhouse cannot believe.
+
+    Two header families saying different things (``X-Original-URI`` and
+    ``X-Forwarded-Uri``), a host outside ``ALLOWED_HOSTS``, a scheme that is
+    not http(s): refused rather than guessed, since a guess could check one
+    path while the proxy serves another.
+    """
+
+    default_msg = "Invalid forwarded request headers"
+
+
 # --- Sign-in refusals (auth/refusals.py) on the wire: one row per refusal ---------
 #
 # Like httpx's exception family or DRF's APIException, the domain raises its own
@@ -309,6 +324,15 @@ REFUSAL_ERRORS: dict[type[refusals.SignInRefused], Callable[[Any], JsonableError
     refusals.RateLimited: lambda r: RateLimitedError(r.secs_to_freedom),
     refusals.HashingOverloaded: lambda r: ServerOverloadedError(r.retry_after),
     refusals.DirectoryUnavailable: lambda r: DirectoryUnavailableError(),
+    # zerver/views/auth.py: get_email_and_realm_from_jwt_authentication_request
+    refusals.JWTRefused: lambda r: JsonableError("Bad JSON web token"),
+    refusals.JWTNotEnabled: lambda r: JsonableError(
+        "JWT authentication is not enabled for this organization"
+    ),
+    refusals.JWTMissing: lambda r: JsonableError("No JSON web token passed in request"),
+    refusals.JWTNoEmail: lambda r: JsonableError("No email specified in JSON web token claims"),
+    # The operator's misconfiguration (logged): Zulip's JSON 500, never a traceback.
+    refusals.JWTKeyUnusable: lambda r: InternalServerError(),
     refusals.SecondFactorRequired: lambda r: TwoFactorRequiredError(),
 }
 

@@ -26,7 +26,8 @@ from keyhouse.redact import redact_path
 
 logger = logging.getLogger("keyhouse.api")
 
-JSON_PREFIXES = ("/api/", "/json/")
+# /auth/verify: the gateway's forward-auth check answers API clients (docs/gateway.md).
+JSON_PREFIXES = ("/api/", "/json/", "/auth/verify")
 
 
 def wants_json_errors(request: HttpRequest) -> bool:
@@ -52,28 +53,7 @@ class ZulipJsonErrorMiddleware:
         return response
 
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
-        if isinstance(exc, JsonableError):
-            return json_error(exc)
-        if isinstance(exc, SignInRefused):
-            return json_error(error_for_refusal(exc))
-        outage = self.outage(exc)
-        if outage is not None:
-            if wants_json_errors(request):
-                return json_error(ServiceUnavailableError(outage.retry_after))
-            return unavailable_page(outage.retry_after)
-        if not wants_json_errors(request):
-            return None
-        if isinstance(exc, Http404):
-            return json_error(NotFoundError())
-        if isinstance(exc, PermissionDenied):
-            return json_error(AccessDeniedError())
-        if isinstance(exc, RequestDataTooBig):
-            return json_error(PayloadTooLargeError())
-        if isinstance(exc, SuspiciousOperation):
-            return json_error(JsonableError("Bad request"))
-        path = redact_path(request.path)
-        logger.error("Internal server error on %s %s", request.method, path, exc_info=exc)
-        return json_error(InternalServerError())
+        return error_response(request, exc)
 
     @staticmethod
     def outage(exc: Exception) -> DependencyUnavailable | None:
@@ -98,6 +78,36 @@ class ZulipJsonErrorMiddleware:
         error = JsonableError("Bad request")
         error.http_status_code = status  # type: ignore[misc]
         return error
+
+
+def error_response(request: HttpRequest, exc: Exception) -> HttpResponse | None:
+    """The one mapping of an exception to its answer; None: not ours (a page's 500).
+
+    The middleware applies it to every view; a view that must reshape its refusals
+    (the gateway's verify, for nginx) calls it itself, so the mapping stays here.
+    """
+    if isinstance(exc, JsonableError):
+        return json_error(exc)
+    if isinstance(exc, SignInRefused):
+        return json_error(error_for_refusal(exc))
+    outage = ZulipJsonErrorMiddleware.outage(exc)
+    if outage is not None:
+        if wants_json_errors(request):
+            return json_error(ServiceUnavailableError(outage.retry_after))
+        return unavailable_page(outage.retry_after)
+    if not wants_json_errors(request):
+        return None
+    if isinstance(exc, Http404):
+        return json_error(NotFoundError())
+    if isinstance(exc, PermissionDenied):
+        return json_error(AccessDeniedError())
+    if isinstance(exc, RequestDataTooBig):
+        return json_error(PayloadTooLargeError())
+    if isinstance(exc, SuspiciousOperation):
+        return json_error(JsonableError("Bad request"))
+    path = redact_path(request.path)
+    logger.error("Internal server error on %s %s", request.method, path, exc_info=exc)
+    return json_error(InternalServerError())
 
 
 def unavailable_page(retry_after: int) -> HttpResponse:

@@ -15,11 +15,13 @@ from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any, Concatenate, ParamSpec
 
+import orjson
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from keyhouse.api.errors import (
+    JsonableError,
     MethodNotAllowedError,
     ParameterNulError,
     ParameterTooLongError,
@@ -53,6 +55,29 @@ def get_param(request: HttpRequest, name: str) -> str:
                 raise ParameterNulError(name)
             return value
     raise RequestVariableMissingError(name)
+
+
+def get_optional_param(request: HttpRequest, name: str, default: str) -> str:
+    """``get_param``, or ``default`` when the client did not send it (Zulip's REQ(default=…))."""
+    try:
+        return get_param(request, name)
+    except RequestVariableMissingError:
+        return default
+
+
+def get_json_bool(request: HttpRequest, name: str, default: bool) -> bool:
+    """Zulip's ``REQ(json_validator=check_bool)``: the value is JSON, and must be a boolean."""
+    try:
+        raw = get_param(request, name)
+    except RequestVariableMissingError:
+        return default
+    try:
+        value = orjson.loads(raw)  # Zulip parses with orjson: no NaN, no Infinity
+    except orjson.JSONDecodeError:
+        raise JsonableError(f'Argument "{name}" is not valid JSON.') from None
+    if not isinstance(value, bool):
+        raise JsonableError(f"{name} is not a boolean")
+    return value
 
 
 def _ignored_parameters(request: HttpRequest) -> list[str]:

@@ -135,6 +135,56 @@ class IdPFailed(SignInRefused):
         self.code = code  # type: ignore[misc]
 
 
+# --- JSON Web Tokens (auth/jwt_tokens.py, docs/jwt.md): Zulip's four answers -------
+
+
+class JWTRefused(SignInRefused):
+    """The token, not the account, is refused: Zulip answers these with a 400."""
+
+    code = "JWT_INVALID"
+
+
+class JWTNotEnabled(JWTRefused):
+    """No ``JWT_AUTH_KEYS`` entry for this realm's subdomain."""
+
+    code = "JWT_NOT_ENABLED"
+
+
+class JWTMissing(JWTRefused):
+    code = "JWT_MISSING"
+
+
+class JWTInvalid(JWTRefused):
+    """Bad signature, expired, wrong algorithm, malformed…; ``code`` says which."""
+
+    def __init__(self, code: str = "JWT_INVALID", detail: str = "") -> None:
+        super().__init__(detail or code)
+        self.code = code  # type: ignore[misc]
+
+
+class JWTNoEmail(JWTRefused):
+    """A valid token without an ``email`` claim."""
+
+    code = "JWT_NO_EMAIL"
+
+
+class JWTKeyUnusable(JWTRefused):
+    """The configured key cannot be read or used: the operator's to fix, not the client's."""
+
+    code = "JWT_KEY_UNUSABLE"
+    server_fault = True
+
+
+class RemoteUserUntrusted(SignInRefused):
+    """Remote-user SSO: the user-name header came from a peer not in TRUSTED_PROXIES.
+
+    Ignored (as if absent) and audited: anyone who reaches keyhouse directly
+    could otherwise name any user.
+    """
+
+    code = "REMOTE_USER_UNTRUSTED"
+
+
 # --- Limits and the server's state ----------------------------------------------
 
 

@@ -1,5 +1,8 @@
-"""``keyhouse realm ...``: create, list, (de)activate realms, choose their login methods and
-settings."""
+"""``keyhouse realm ...``: create, list, (de)activate realms, choose their login methods.
+
+And whether the gateway's ``/auth/verify`` takes their web sessions (docs/gateway.md),
+and their other settings (``realm set``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,12 @@ from typing import Any
 
 from keyhouse.cli.base import CliError, Command, Group
 from keyhouse.cli.helpers import print_json, print_table, realm_or_error
-from keyhouse.realms.actions import RealmActionError, create_realm, set_realm_active
+from keyhouse.realms.actions import (
+    RealmActionError,
+    create_realm,
+    set_gateway_sessions,
+    set_realm_active,
+)
 from keyhouse.realms.methods import parse_auth_methods
 from keyhouse.realms.models import Realm
 
@@ -38,6 +46,7 @@ def _row(realm: Realm) -> dict[str, Any]:
         "name": realm.name,
         "deactivated": realm.deactivated,
         "auth_methods": list(realm.authentication_methods),
+        "gateway_sessions": realm.gateway_sessions,
         "users": realm.users.count(),
     }
 
@@ -103,6 +112,23 @@ class SetAuthMethods(Command):
         print(f"realm {realm.subdomain!r} auth methods: {','.join(realm.authentication_methods)}")
 
 
+class SetGatewaySessions(Command):
+    name = "set-gateway-sessions"
+    help = "whether /auth/verify accepts the realm's web sessions (docs/gateway.md)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--subdomain", required=True)
+        choice = parser.add_mutually_exclusive_group(required=True)
+        choice.add_argument("--on", dest="allowed", action="store_true")
+        choice.add_argument("--off", dest="allowed", action="store_false")
+
+    def handle(self, args: argparse.Namespace) -> None:
+        realm = realm_or_error(args.subdomain)
+        set_gateway_sessions(realm, args.allowed)
+        state = "accepted" if args.allowed else "refused"
+        print(f"realm {realm.subdomain!r}: web sessions {state} by /auth/verify")
+
+
 ON_OFF = {"on": True, "off": False}
 
 
@@ -133,6 +159,14 @@ COMMANDS = [
     Group(
         "realm",
         "manage realms",
-        [Create(), List(), Deactivate(), Reactivate(), SetAuthMethods(), Set()],
+        [
+            Create(),
+            List(),
+            Deactivate(),
+            Reactivate(),
+            SetAuthMethods(),
+            SetGatewaySessions(),
+            Set(),
+        ],
     )
 ]

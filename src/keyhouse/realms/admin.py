@@ -33,7 +33,7 @@ class RealmForm(forms.ModelForm):
 
     class Meta:
         model = Realm
-        fields = ["name", "description", "authentication_methods"]
+        fields = ["name", "description", "authentication_methods", "gateway_sessions"]
 
     def clean_authentication_methods(self) -> list[str]:
         try:
@@ -53,6 +53,7 @@ class RealmAdmin(admin.ModelAdmin):
         "name",
         "description",
         "authentication_methods",
+        "gateway_sessions",
         "deactivated",
         "date_created",
     ]

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from django.conf import settings
 
+from keyhouse import social_providers
 from keyhouse.backend_choice import (
     runnable_password_methods,
     saml_installed,
@@ -24,7 +25,10 @@ ZULIP_KEY_TO_METHOD: dict[str, str] = {
     "openid connect": "oidc",
     "saml": "saml",
     "github": "github",
+    "azuread": "azuread",
+    "gitlab": "gitlab",
     "google": "google",
+    "apple": "apple",
 }
 
 # Zulip's AUTH_BACKEND_NAME_MAP order, lower-cased: the keys of
@@ -57,15 +61,12 @@ def server_configured_methods() -> set[str]:
     )
     if settings.DEV_MODE:
         configured.add("dev")
+    if settings.REMOTE_USER_AUTH:  # Zulip's ZulipRemoteUserBackend in AUTHENTICATION_BACKENDS
+        configured.add("remoteuser")
     if social_auth_installed() and parse_oidc_idps(settings.SOCIAL_AUTH_OIDC_ENABLED_IDPS):
         configured.add("oidc")
     if social_auth_installed():
-        if settings.SOCIAL_AUTH_GITHUB_KEY and (
-            settings.SOCIAL_AUTH_GITHUB_SECRET or settings.SOCIAL_AUTH_GITHUB_SECRET_FILE
-        ):
-            configured.add("github")
-        if settings.SOCIAL_AUTH_GOOGLE_KEY and settings.SOCIAL_AUTH_GOOGLE_SECRET:
-            configured.add("google")
+        configured.update(m for m in social_providers.PROVIDERS if social_providers.configured(m))
     if (
         saml_installed()
         and settings.SOCIAL_AUTH_SAML_SP_ENTITY_ID

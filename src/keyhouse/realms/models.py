@@ -5,7 +5,10 @@ from __future__ import annotations
 from django.db import models
 
 # Authentication methods a realm may enable; names as in Zulip's AUTH_BACKEND_NAME_MAP.
-AUTH_METHODS: tuple[str, ...] = ("email", "ldap", "dev", "github", "google", "oidc", "saml")
+AUTH_METHODS: tuple[str, ...] = (
+    "email", "ldap", "dev", "remoteuser", "github", "google", "gitlab", "azuread", "apple",
+    "oidc", "saml",
+)  # fmt: skip
 
 
 class Realm(models.Model):
@@ -17,6 +20,9 @@ class Realm(models.Model):
     # Subset of AUTH_METHODS, kept in AUTH_METHODS order.
     authentication_methods = models.JSONField(default=list)
     date_created = models.DateTimeField(auto_now_add=True)
+    # Beyond Zulip: the gateway's /auth/verify also accepts this realm's web sessions
+    # (a browser signed in to keyhouse), not only API keys (docs/gateway.md).
+    gateway_sessions = models.BooleanField(default=False)
     # Beyond Zulip (docs/security.md, "Two-factor sign-in"): when two-factor sign-in
     # is on, an account with a second factor cannot trade its password alone for an
     # API key (fetch_api_key); it signs in through the browser, which asks for the code.

@@ -2,8 +2,9 @@
 
 Shared by every method on social-core (OIDC, GitHub, Google, …) so that each shows
 the same reasons and audits the same codes: cancelled at the IdP (``IDP_DENIED``),
-the IdP unreachable or erroring at the HTTP level (``IDP_UNAVAILABLE``), anything
-else it answered that did not prove an identity (``IDP_ERROR``).
+the IdP unreachable or erroring at the HTTP level (``IDP_UNAVAILABLE``), this
+server's settings for it unusable (``IDP_MISCONFIGURED``), anything else it
+answered that did not prove an identity (``IDP_ERROR``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from social_core.exceptions import AuthCanceled, SocialAuthBaseException
+from social_core.exceptions import (
+    AuthCanceled,
+    AuthConfigurationError,
+    SocialAuthBaseException,
+)
 
 from keyhouse.sso.registry import ExternalIdentity, IdPFailure
 
@@ -22,6 +27,16 @@ _UNREACHABLE_CODES = ("timeout", "connection_error", "http_error")
 
 def unreachable_message(display_name: str) -> str:
     return f"{display_name} cannot be reached right now. Please try again in a few minutes."
+
+
+def misconfigured(display_name: str, audit_method: str) -> IdPFailure:
+    """This server's settings for the IdP cannot work (e.g. Apple's private key unusable)."""
+    return IdPFailure(
+        f"Sign-in with {display_name} is not set up correctly on this server."
+        " Please tell its administrators.",
+        "IDP_MISCONFIGURED",
+        audit_method,
+    )
 
 
 def complete_backend(backend: Any, display_name: str, audit_method: str) -> ExternalIdentity:
@@ -38,6 +53,8 @@ def complete_backend(backend: Any, display_name: str, audit_method: str) -> Exte
     except SocialAuthBaseException as exc:
         code = getattr(exc, "code", "") or type(exc).__name__
         logger.warning("%s: sign-in failed: %s (%s)", audit_method, type(exc).__name__, code)
+        if isinstance(exc, AuthConfigurationError):
+            raise misconfigured(display_name, audit_method) from None
         if code in _UNREACHABLE_CODES or "Provider" in type(exc).__name__:
             raise IdPFailure(
                 unreachable_message(display_name), "IDP_UNAVAILABLE", audit_method

@@ -2,8 +2,11 @@
 
 Only emails GitHub lists as verified (its ``/user/emails`` API) count, the
 primary first; ``@users.noreply.github.com`` addresses only for an existing
-account. ``SOCIAL_AUTH_GITHUB_TEAM_ID`` or ``SOCIAL_AUTH_GITHUB_ORG_NAME``
-restrict sign-in to members, checked by social-core's team/organization backends.
+account. With several verified addresses the user chooses one on a page
+(sso/social.py's ``EmailChoice``), unless exactly one has an account here and
+this is not a signup: Zulip's rule in ``social_associate_user_helper``.
+``SOCIAL_AUTH_GITHUB_TEAM_ID`` or ``SOCIAL_AUTH_GITHUB_ORG_NAME`` restrict
+sign-in to members, checked by social-core's team/organization backends.
 """
 
 from __future__ import annotations
@@ -19,19 +22,22 @@ from social_core.backends.github import (
 from social_core.exceptions import AuthPolicyError
 
 from keyhouse.auth.backends import common_get_active_user
-from keyhouse.sso.registry import ExternalIdentity, register
-from keyhouse.sso.social import PolicyRefusal, SocialBackendMixin, SocialMethod
+from keyhouse.sso.registry import EmailOption, ExternalIdentity, register
+from keyhouse.sso.social import (
+    EmailChoiceNeeded,
+    PolicyRefusal,
+    SocialBackendMixin,
+    SocialMethod,
+)
 
 NOREPLY_SUFFIX = "@users.noreply.github.com"
 
 
 class KeyhouseGitHub(SocialBackendMixin, GithubOAuth2):
     name = "github"
+    provider = "github"
     # user:email lets /user/emails answer with each address's "verified" flag.
     DEFAULT_SCOPE = ["user:email"]
-
-    def get_key_and_secret(self) -> tuple[str, str]:
-        return settings.SOCIAL_AUTH_GITHUB_KEY or "", github_secret()
 
     def api_url(self) -> str:
         return str(self.setting("API_URL", self.API_URL))
@@ -51,34 +57,48 @@ class KeyhouseGitHub(SocialBackendMixin, GithubOAuth2):
             what = "team" if team_id is not None else "organization"
             raise PolicyRefusal(f"GitHub user is not member of required {what}") from None
 
+    def _usable(self, response: dict[str, Any]) -> list[dict[str, Any]]:
+        """Zulip's get_usable_email_objects: noreply addresses only for an existing account."""
+        usable = []
+        for obj in response.get("emails") or []:
+            if not isinstance(obj, dict) or not isinstance(obj.get("email"), str):
+                continue
+            email = obj["email"]
+            if email and (not email.endswith(NOREPLY_SUFFIX) or self._has_account(email)):
+                usable.append(obj)  # noreply ones cannot receive mail
+        return usable
+
     def verified_emails(self, response: dict[str, Any]) -> list[str]:
         """Zulip's get_verified_emails: verified and usable, the primary first."""
         verified: list[str] = []
-        for obj in response.get("emails") or []:
-            if not isinstance(obj, dict) or not obj.get("verified") or not obj.get("email"):
+        for obj in self._usable(response):
+            if not obj.get("verified"):
                 continue
-            email = str(obj["email"])
-            if email.endswith(NOREPLY_SUFFIX) and not self._has_account(email):
-                continue  # cannot receive mail: only for an account that already exists
             if obj.get("primary"):
-                verified.insert(0, email)
+                verified.insert(0, obj["email"])
             else:
-                verified.append(email)
+                verified.append(obj["email"])
         return verified
+
+    def unverified_emails(self, response: dict[str, Any]) -> list[str]:
+        return [obj["email"] for obj in self._usable(response) if not obj.get("verified")]
 
     def _has_account(self, email: str) -> bool:
         return self.realm is not None and common_get_active_user(email, self.realm, {}) is not None
 
     def identity(self, details: dict[str, Any], response: dict[str, Any]) -> ExternalIdentity:
         verified = self.verified_emails(response)
-        # Zulip shows a choice page when several addresses are verified; keyhouse
-        # takes the first (primary first) that has an account here, else the primary.
-        primary = verified[0] if verified else ""
-        chosen = next((e for e in verified if self._has_account(e)), primary)
+        full_name = (details.get("fullname") or "").strip()
+        if len(verified) > 1:
+            with_account = [e for e in verified if self._has_account(e)]
+            if len(with_account) != 1 or self.is_signup:
+                options = [EmailOption(e, e in with_account) for e in verified]
+                raise EmailChoiceNeeded(options, self.unverified_emails(response), full_name)
+            verified = with_account
         return ExternalIdentity(
-            email=chosen or (details.get("email") or ""),
-            email_verified=bool(chosen),
-            full_name=(details.get("fullname") or "").strip(),
+            email=verified[0] if verified else (details.get("email") or ""),
+            email_verified=bool(verified),
+            full_name=full_name,
             audit_method="github",
             auto_signup=False,
         )
@@ -115,19 +135,6 @@ class GitHubMethod(SocialMethod):
     display_name = "GitHub"
     display_icon = "/static/images/authentication_backends/github-icon.png"
     backend_class = KeyhouseGitHub
-
-    def configured(self) -> bool:
-        return bool(settings.SOCIAL_AUTH_GITHUB_KEY and github_secret())
-
-
-def github_secret() -> str:
-    """The client secret, or the ``_FILE``'s content read at use (rotation needs no restart)."""
-    path = settings.SOCIAL_AUTH_GITHUB_SECRET_FILE
-    if path:
-        from pathlib import Path
-
-        return Path(path).read_text().strip()
-    return settings.SOCIAL_AUTH_GITHUB_SECRET or ""
 
 
 register(GitHubMethod())

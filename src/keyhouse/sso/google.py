@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from social_core.backends.google import GoogleOAuth2
 
 from keyhouse.sso.registry import ExternalIdentity, register
@@ -20,9 +19,7 @@ USERINFO_URL = "https://www.googleapis.com/oauth2/v3/userinfo"
 
 class KeyhouseGoogle(SocialBackendMixin, GoogleOAuth2):
     name = "google"  # Zulip's: its settings are SOCIAL_AUTH_GOOGLE_KEY / _SECRET
-
-    def get_key_and_secret(self) -> tuple[str, str]:
-        return settings.SOCIAL_AUTH_GOOGLE_KEY or "", google_secret()
+    provider = "google"
 
     def user_data(self, access_token: str, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         return self.get_json(
@@ -47,13 +44,6 @@ class GoogleMethod(SocialMethod):
     display_name = "Google"
     display_icon = "/static/images/authentication_backends/googl_e-icon.png"
     backend_class = KeyhouseGoogle
-
-    def configured(self) -> bool:
-        return bool(settings.SOCIAL_AUTH_GOOGLE_KEY and google_secret())
-
-
-def google_secret() -> str:
-    return settings.SOCIAL_AUTH_GOOGLE_SECRET or ""
 
 
 register(GoogleMethod())

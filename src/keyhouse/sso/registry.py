@@ -52,6 +52,38 @@ class IdPFailure(Exception):
         super().__init__(f"{code}: {reason}")
 
 
+@dataclass(frozen=True)
+class EmailOption:
+    email: str
+    has_account: bool  # an active account in the realm has this address
+
+
+class EmailChoice(Exception):
+    """The IdP vouched for several addresses: web/sso.py shows them to choose one.
+
+    Zulip's ``social_auth_select_email`` page. ``state`` is the single-use,
+    browser-bound token the choice must come back with (flow_store.save_next_step);
+    the verified list stays server-side with it, so only one of these can be chosen.
+    """
+
+    def __init__(
+        self,
+        backend: str,
+        display_name: str,
+        state: str,
+        options: list[EmailOption],
+        unverified: list[str],
+        subdomain: str,
+    ) -> None:
+        self.backend = backend
+        self.subdomain = subdomain  # the realm the flow was started for
+        self.display_name = display_name
+        self.state = state
+        self.options = options  # the primary first
+        self.unverified = unverified
+        super().__init__(f"{backend}: choose one of {len(options)} emails")
+
+
 class ListedMethod(ABC):
     """What server_settings and the login page list: one entry per IdP of a backend."""
 
@@ -88,7 +120,16 @@ M = TypeVar("M", bound=ListedMethod)
 # Zulip's EXTERNAL_AUTH_METHODS registration order (zproject/backends.py): its stable
 # sort keeps it among equal sort_orders (GitHub and OIDC are both 100). Ranking by it
 # makes the order independent of which keyhouse module happened to be imported first.
-ZULIP_DEFINITION_ORDER = ("github", "azuread-oauth2", "gitlab", "google", "apple", "saml", "oidc")
+ZULIP_DEFINITION_ORDER = (
+    "remoteuser",
+    "github",
+    "azuread-oauth2",
+    "gitlab",
+    "google",
+    "apple",
+    "saml",
+    "oidc",
+)
 
 
 def _rank(method: ListedMethod) -> tuple[int, int]:
@@ -119,7 +160,16 @@ def external_method_dicts(realm: Realm | None) -> list[ExternalAuthMethodDict]:
 
 def load_methods() -> None:
     """Import the method modules that can run here (their libraries installed)."""
+    from keyhouse.sso import remote_user  # noqa: F401  (no library: the proxy signs in)
+
     if social_auth_installed():
-        from keyhouse.sso import github, google, oidc  # noqa: F401  (register themselves)
+        from keyhouse.sso import (  # noqa: F401  (they register themselves)
+            apple,
+            azuread,
+            github,
+            gitlab,
+            google,
+            oidc,
+        )
     if saml_installed():
         from keyhouse.sso.saml import listing  # noqa: F401  (registers itself)

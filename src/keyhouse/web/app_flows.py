@@ -11,6 +11,7 @@ token AES-GCM-encrypted for the app, which redeems it at
 from __future__ import annotations
 
 import logging
+from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -101,3 +102,36 @@ def log_into_subdomain(request: HttpRequest, token: str) -> HttpResponse:
         second_factor.mark_session_verified(request, device)
     email_on_new_login(request, user)
     return HttpResponseRedirect(reverse("api_key"))
+
+
+def finish_sign_in(
+    request: HttpRequest,
+    user: User,
+    *,
+    mobile_flow_otp: str | None,
+    desktop_flow_otp: str | None,
+    next_url: str,
+    backend: str | None = None,
+    otp_device: Any = None,
+) -> HttpResponse:
+    """The end of every browser sign-in: the mobile 302, the desktop token page, or a session.
+
+    Zulip's ``login_or_register_remote_user`` for an existing account; ``next_url``
+    must already be checked (``login.safe_next``). A session needs a backend to
+    restore the user from: the one that returned it (``user.backend``, set by
+    ``authenticate``), else ``backend``, else the first configured, which restores
+    every keyhouse user the same way. ``otp_device``: the django-otp device that
+    took this sign-in's two-factor code, if one did; the session (or the desktop
+    app's, through its token) then counts as verified (auth/second_factor.py).
+    """
+    device_id = otp_device.persistent_id if otp_device is not None else ""
+    if mobile_flow_otp:
+        return finish_mobile_flow(request, user, mobile_flow_otp)
+    if desktop_flow_otp:
+        return finish_desktop_flow(request, user, desktop_flow_otp, otp_device_id=device_id)
+    if backend is None and not hasattr(user, "backend"):
+        backend = settings.AUTHENTICATION_BACKENDS[0]
+    django_login(request, user, backend=backend)
+    if otp_device is not None:
+        second_factor.mark_session_verified(request, otp_device)
+    return HttpResponseRedirect(next_url or reverse("api_key"))

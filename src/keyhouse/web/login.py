@@ -18,7 +18,6 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login as django_login
 from django.contrib.auth import logout as django_logout
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -35,6 +34,7 @@ from keyhouse.api.responses import json_error
 from keyhouse.auth import second_factor
 from keyhouse.auth.pipeline import password_attempt, sign_in
 from keyhouse.auth.refusals import SignInRefused
+from keyhouse.backend_choice import saml_installed
 from keyhouse.realms.methods import (
     email_auth_enabled,
     ldap_auth_enabled,
@@ -45,7 +45,7 @@ from keyhouse.realms.models import Realm
 from keyhouse.sso.registry import external_method_dicts
 from keyhouse.users.models import User
 from keyhouse.web import two_factor_login
-from keyhouse.web.app_flows import finish_desktop_flow, finish_mobile_flow
+from keyhouse.web.app_flows import finish_sign_in
 from keyhouse.web.decorators import realm_deactivated, realm_page, session_user
 from keyhouse.web.otp import OTPError, validate_otp_params
 from keyhouse.web.refusal_messages import page_message, rate_limited_message
@@ -200,18 +200,19 @@ class LoginPage:
     def succeed(
         self, user: User, backend: str | None = None, otp_device: Any = None
     ) -> HttpResponse:
-        """Finish the journey; ``otp_device`` is the device that took the code, if one did."""
-        device_id = otp_device.persistent_id if otp_device is not None else ""
-        if self.mobile_flow_otp:
-            return finish_mobile_flow(self.request, user, self.mobile_flow_otp)
-        if self.desktop_flow_otp:
-            return finish_desktop_flow(
-                self.request, user, self.desktop_flow_otp, otp_device_id=device_id
-            )
-        django_login(self.request, user, backend=backend)
-        if otp_device is not None:
-            second_factor.mark_session_verified(self.request, otp_device)
-        return HttpResponseRedirect(self.next or default_landing())
+        """The app flow's finish, else a session; ``backend`` for a user no backend returned.
+
+        ``otp_device``: the device that took the two-factor code, if one did.
+        """
+        return finish_sign_in(
+            self.request,
+            user,
+            mobile_flow_otp=self.mobile_flow_otp,
+            desktop_flow_otp=self.desktop_flow_otp,
+            next_url=self.next,
+            backend=backend,
+            otp_device=otp_device,
+        )
 
 
 @sensitive_post_parameters("password", *two_factor_login.CODE_FIELDS.values())
@@ -241,13 +242,29 @@ def login_page(request: HttpRequest, realm: Realm) -> HttpResponse:
     return page.render()
 
 
+def _idp_logout_url(request: HttpRequest, realm: Realm) -> str | None:
+    if not saml_installed():  # the ``saml`` extra: without it no session is SAML's
+        return None
+    from keyhouse.web.saml import sp_initiated_logout_url
+
+    return sp_initiated_logout_url(request, realm)
+
+
 @never_cache
 @csrf_protect
 @realm_page
 def logout_page(request: HttpRequest, realm: Realm) -> HttpResponse:
-    """POST signs out; GET shows a button for it (signing out on GET would be CSRF-able)."""
+    """POST signs out; GET shows a button for it (signing out on GET would be CSRF-able).
+
+    A session that signed in through a SAML IdP with ``sp_initiated_logout_enabled``
+    goes on to the IdP with a LogoutRequest (web/saml.py); it ends here first, so
+    an IdP that never answers leaves no session behind.
+    """
     if request.method == "POST":
+        idp_logout = _idp_logout_url(request, realm)  # before: the session names the IdP
         django_logout(request)
+        if idp_logout:
+            return HttpResponseRedirect(idp_logout)
         messages.info(request, "You have signed out.")
         return HttpResponseRedirect(reverse("login"))
     if request.method not in ("GET", "HEAD"):

@@ -23,14 +23,16 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
 
-API_PREFIX = "/api/"
+# The gateway's /auth/verify (docs/gateway.md) is an API request too: a proxy asks,
+# on every request it guards, and wants headers, never a page.
+API_PREFIXES = ("/api/", "/auth/verify")
 
 
 class _PagesOnly:
     get_response: Any
 
     def __call__(self, request: HttpRequest) -> Any:
-        if request.path_info.startswith(API_PREFIX):
+        if request.path_info.startswith(API_PREFIXES):
             return self.get_response(request)
         return super().__call__(request)  # type: ignore[misc]
 
@@ -48,7 +50,7 @@ class PageCsrfViewMiddleware(_PagesOnly, CsrfViewMiddleware):
 
     def __call__(self, request: HttpRequest) -> Any:
         response = super().__call__(request)
-        if request.path_info.startswith(API_PREFIX) and request.META.get(
+        if request.path_info.startswith(API_PREFIXES) and request.META.get(
             "CSRF_COOKIE_NEEDS_UPDATE"
         ):
             return self.process_response(request, response)

@@ -3,6 +3,8 @@
     /saml/metadata.xml                 what the IdP's administrator registers
     /accounts/login/social/saml/<idp>  start: AuthnRequest to the IdP (Zulip's URL)
     /complete/saml/                    POST SAMLResponse → sign-in; GET SAMLRequest → logout
+                                       (IdP-initiated); GET SAMLResponse → the IdP's answer
+                                       to our LogoutRequest (SP-initiated logout)
 
 The ACS is a thin adapter: sso/saml/sp.py verifies, auth.pipeline.sign_in decides
 (audit method ``saml:<idp>``), and the finish is the password flows' (session,
@@ -16,12 +18,16 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import login as django_login
+from django.contrib.auth import logout as django_logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
+from onelogin.saml2.errors import OneLogin_Saml2_Error
 
 from keyhouse.api.errors import JsonableError
 from keyhouse.api.responses import json_error
@@ -39,6 +45,7 @@ from keyhouse.realms.models import Realm
 from keyhouse.realms.resolve import get_realm, get_subdomain, realm_for_request, realm_url
 from keyhouse.sso.saml import sp
 from keyhouse.sso.saml.config import IdP, get_idp
+from keyhouse.sso.saml.errors import SAMLConfigError
 from keyhouse.users.actions import UserActionError, create_user, regenerate_api_key
 from keyhouse.users.models import User
 from keyhouse.users.sessions import end_user_sessions
@@ -52,6 +59,11 @@ from keyhouse.web.refusal_messages import page_message
 logger = logging.getLogger("keyhouse.web.saml")
 
 RELAYED_PARAMS = ("next", "mobile_flow_otp", "desktop_flow_otp")
+# What a web session signed in through SAML remembers, for SP-initiated logout.
+SESSION_IDP = "saml_idp"
+SESSION_INDEX = "saml_session_index"
+SESSION_NAME_ID = "saml_name_id"
+SESSION_NAME_ID_FORMAT = "saml_name_id_format"
 
 
 def refused_page(request: HttpRequest, realm: Realm, refusal: SignInRefused) -> HttpResponse:
@@ -111,6 +123,8 @@ def saml_acs(request: HttpRequest) -> HttpResponse:
         return _complete_sign_in(request, host_realm)
     if request.method == "GET" and "SAMLRequest" in request.GET:
         return _logout_from_idp(request, host_realm)
+    if request.method == "GET" and "SAMLResponse" in request.GET:
+        return _logout_answered(request, host_realm)
     return refused_page(request, host_realm, SSOInvalidResponse("no SAML message"))
 
 
@@ -173,8 +187,10 @@ def _complete_sign_in(request: HttpRequest, host_realm: Realm) -> HttpResponse:
         scheme = "https" if request.is_secure() else "http"
         return HttpResponseRedirect(f"{realm_url(realm, scheme)}/accounts/login/subdomain/{token}")
     django_login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
-    request.session["saml_idp"] = identity.idp.name
-    request.session["saml_session_index"] = identity.session_index
+    request.session[SESSION_IDP] = identity.idp.name
+    request.session[SESSION_INDEX] = identity.session_index
+    request.session[SESSION_NAME_ID] = identity.name_id
+    request.session[SESSION_NAME_ID_FORMAT] = identity.name_id_format
     return HttpResponseRedirect(otps.get("next") or default_landing())
 
 
@@ -198,7 +214,7 @@ def _logout_from_idp(request: HttpRequest, realm: Realm) -> HttpResponse:
         order = sp.process_logout_request(request)
     except SSORefused as exc:
         logger.warning("SAML LogoutRequest refused: %s: %s", exc.code, exc.detail)
-        return refused_page(request, realm, exc)
+        return logout_refused_page(request, realm, answer_to_us=False)
     user = User.objects.get_by_delivery_email(order.email, realm) if order.email else None
     if user is not None and order.idp.serves(realm.subdomain):
         ended = end_user_sessions(user)
@@ -209,3 +225,60 @@ def _logout_from_idp(request: HttpRequest, realm: Realm) -> HttpResponse:
     else:
         logger.info("SAML logout from %s for no user of this realm", order.idp.name)
     return HttpResponseRedirect(order.redirect_to)
+
+
+def logout_refused_page(request: HttpRequest, realm: Realm, *, answer_to_us: bool) -> HttpResponse:
+    """A SAML logout message we could not trust: say so plainly (the log has the reason)."""
+    context = {"realm": realm, "answer_to_us": answer_to_us}
+    return render(request, "keyhouse/saml_logout_refused.html", context, status=400)
+
+
+def sp_initiated_logout_url(request: HttpRequest, realm: Realm) -> str | None:
+    """Where to send a signing-out browser so its IdP session ends too; None: local logout.
+
+    Zulip's should_do_saml_sp_initiated_logout: a web session that signed in
+    through an IdP with ``sp_initiated_logout_enabled``, in a realm that still
+    enables SAML. Called before the local session ends (it holds the IdP, NameID
+    and SessionIndex); the caller ends it whatever this returns, so a silent IdP
+    never leaves the user signed in here.
+    """
+    user = request.user
+    idp_name = request.session.get(SESSION_IDP)
+    if not idp_name or not isinstance(user, User) or not method_enabled("saml", realm):
+        return None
+    try:
+        idp = get_idp(idp_name)
+        if idp is None or not idp.sp_initiated_logout_enabled:
+            return None
+        if not idp.slo_url:
+            logger.warning("SAML IdP %s: sp_initiated_logout_enabled without slo_url", idp.name)
+            return None
+        return sp.start_logout(
+            request,
+            idp,
+            name_id=request.session.get(SESSION_NAME_ID) or user.delivery_email,
+            name_id_format=request.session.get(SESSION_NAME_ID_FORMAT) or "",
+            session_index=request.session.get(SESSION_INDEX) or "",
+            subdomain=realm.subdomain,
+        )
+    except (SAMLConfigError, OneLogin_Saml2_Error) as exc:
+        logger.warning("SAML LogoutRequest to %s not sent: %s", idp_name, exc)
+        return None
+
+
+def _logout_answered(request: HttpRequest, host_realm: Realm) -> HttpResponse:
+    """The IdP's LogoutResponse to our LogoutRequest: verified, it ends on the login page."""
+    try:
+        done = sp.process_logout_response(request)
+    except SSORefused as exc:
+        logger.warning("SAML LogoutResponse refused: %s: %s", exc.code, exc.detail)
+        return logout_refused_page(request, host_realm, answer_to_us=True)
+    # The session ended before the browser left for the IdP; one made since, in
+    # this browser, ends too: the IdP has just said this person signed out.
+    django_logout(request)
+    messages.info(request, "You have signed out.")
+    realm = get_realm(done.subdomain) or host_realm
+    if realm.pk == host_realm.pk:
+        return HttpResponseRedirect(reverse("login"))
+    scheme = "https" if request.is_secure() else "http"
+    return HttpResponseRedirect(realm_url(realm, scheme) + reverse("login"))

@@ -7,14 +7,17 @@ identity through the one sign-in pipeline (limits, account checks, audit, the
 new-login email) and finishes as a password sign-in would: the mobile flow's bare
 302 to ``zulip://``, the desktop flow's token page, or a web session. Every
 failure lands on the login page with a message, and leaves an audit entry.
+When the IdP vouched for several addresses (GitHub), the end is first a page to
+choose one; its answer comes back to the same end as a further step of the flow.
 """
 
 from __future__ import annotations
 
 import logging
 
-from django.contrib.auth import login as django_login
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
@@ -29,18 +32,20 @@ from keyhouse.auth.refusals import (
     SignInRefused,
 )
 from keyhouse.realms.models import Realm
-from keyhouse.sso.registry import ExternalIdentity, IdPFailure, method_for
+from keyhouse.sso import flow_store
+from keyhouse.sso.registry import EmailChoice, ExternalIdentity, IdPFailure, method_for
 from keyhouse.users.actions import UserActionError, create_user
 from keyhouse.users.models import User
-from keyhouse.web.app_flows import finish_desktop_flow, finish_mobile_flow
+from keyhouse.web.app_flows import finish_sign_in
 from keyhouse.web.decorators import realm_deactivated, realm_page
-from keyhouse.web.login import LoginPage, default_landing, safe_next
+from keyhouse.web.login import LoginPage, safe_next
 from keyhouse.web.otp import OTPError, validate_otp_params
 from keyhouse.web.refusal_messages import page_message
 
 logger = logging.getLogger("keyhouse.web.sso")
 
 RELAYED = ("mobile_flow_otp", "desktop_flow_otp", "next", "is_signup")
+_WRONG_REALM = IdPFailure("This sign-in link is not for this organization.", "SSO_WRONG_REALM")
 
 
 @never_cache
@@ -98,13 +103,13 @@ def social_complete(request: HttpRequest, realm: Realm, backend: str) -> HttpRes
         identity, relay = method.complete(request)
     except IdPFailure as failure:
         return _failed(request, realm, failure)
+    except EmailChoice as choice:
+        if choice.subdomain != realm.subdomain:
+            return _failed(request, realm, _WRONG_REALM)
+        return _choose_email(request, realm, choice)
     if relay.get("subdomain") != realm.subdomain:
         # The state was issued for another organization's host: never cross realms.
-        return _failed(
-            request,
-            realm,
-            IdPFailure("This sign-in link is not for this organization.", "SSO_WRONG_REALM"),
-        )
+        return _failed(request, realm, _WRONG_REALM)
     if not method.enabled(realm):
         return _failed(
             request,
@@ -114,6 +119,26 @@ def social_complete(request: HttpRequest, realm: Realm, backend: str) -> HttpRes
             ),
         )
     return _sign_in(request, realm, identity, relay)
+
+
+def _choose_email(request: HttpRequest, realm: Realm, choice: EmailChoice) -> HttpResponse:
+    """Zulip's social_auth_select_email page: one button per verified address.
+
+    Each posts the address with the step's state back to ``/complete/<backend>/``;
+    the binding cookie is renewed so that the step has its full lifetime.
+    """
+    response = render(
+        request,
+        "keyhouse/sso_choose_email.html",
+        {
+            "realm": realm,
+            "choice": choice,
+            "action": reverse("social_complete", args=(choice.backend,)),
+        },
+    )
+    binding = request.COOKIES.get(flow_store.BINDING_COOKIE, "")
+    flow_store.set_binding_cookie(request, response, choice.backend, binding)
+    return response
 
 
 def _sign_in(
@@ -148,12 +173,14 @@ def _sign_in(
         user = sign_in(attempt)
     except SignInRefused as refusal:
         return _refused(request, realm, refusal)
-    if mobile_flow_otp:
-        return finish_mobile_flow(request, user, mobile_flow_otp)
-    if desktop_flow_otp:
-        return finish_desktop_flow(request, user, desktop_flow_otp)
-    django_login(request, user, backend=_session_backend())
-    return HttpResponseRedirect(relay.get("next") or default_landing())
+    return finish_sign_in(
+        request,
+        user,
+        mobile_flow_otp=mobile_flow_otp,
+        desktop_flow_otp=desktop_flow_otp,
+        next_url=relay.get("next") or "",
+        backend=_session_backend(),
+    )
 
 
 def _create(realm: Realm, identity: ExternalIdentity) -> User | None:

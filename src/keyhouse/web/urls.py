@@ -6,8 +6,10 @@ from keyhouse.backend_choice import saml_installed, two_factor_installed
 from keyhouse.web import (
     api_key_page,  # web core
     app_flows,  # web core
+    jwt_login,  # JSON Web Token sign-in (docs/jwt.md)
     login,  # web core
     password_reset,  # web extras
+    remote_user,  # remote-user SSO behind a proxy (docs/sso.md)
     sso,  # single sign-on (docs/sso.md)
 )
 
@@ -43,6 +45,8 @@ urlpatterns: list = [
         app_flows.log_into_subdomain,
         name="log_into_subdomain",
     ),
+    # --- JSON Web Token sign-in (docs/jwt.md) ---
+    path("accounts/login/jwt/", jwt_login.jwt_login, name="login_jwt"),
     # --- SAML (single sign-on; docs/sso.md) ---
     *saml_routes,
     # --- single sign-on: Zulip's routes (web/sso.py) ---
@@ -53,6 +57,9 @@ urlpatterns: list = [
         "accounts/register/social/<str:backend>/<str:idp>", sso.signup_social, name="signup_social"
     ),
     path("complete/<str:backend>/", sso.social_complete, name="social_complete"),
+    # --- remote-user SSO: Zulip's routes and names (web/remote_user.py) ---
+    path("accounts/login/start/sso/", remote_user.start_remote_user_sso, name="start-login-sso"),
+    path("accounts/login/sso/", remote_user.remote_user_sso, name="remote_user_sso"),
     path("account/api-key/", api_key_page.api_key_page, name="api_key"),
     path("account/api-key/zuliprc", api_key_page.download_zuliprc, name="zuliprc"),
     path("account/api-key/regenerate", api_key_page.regenerate_key, name="regenerate_api_key"),

@@ -19,7 +19,12 @@ def avatar_url(user: User) -> str:
     return f"https://secure.gravatar.com/avatar/{digest}?d=identicon&version={user.avatar_version}"
 
 
-def own_user_dict(user: User) -> dict[str, Any]:
+def user_row(user: User) -> dict[str, Any]:
+    """Zulip's ``format_user_row`` for oneself, without custom profile fields.
+
+    What ``jwt/fetch_api_key`` returns as ``user`` with ``include_profile``
+    (``get_users_for_api(..., include_custom_profile_fields=False)``).
+    """
     return {
         "email": user.delivery_email,
         "user_id": user.id,
@@ -35,6 +40,13 @@ def own_user_dict(user: User) -> dict[str, Any]:
         "date_joined": user.date_joined.isoformat(),
         "delivery_email": user.delivery_email,
         "avatar_url": avatar_url(user),
+    }
+
+
+def own_user_dict(user: User) -> dict[str, Any]:
+    """GET /users/me: the user row with its custom profile fields, then max_message_id."""
+    return {
+        **user_row(user),
         "profile_data": {},
         # keyhouse stores no messages; Zulip's value for a user with none.
         "max_message_id": -1,

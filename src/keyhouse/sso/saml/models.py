@@ -11,8 +11,13 @@ from django.db import models
 
 
 class OutstandingRequest(models.Model):
-    """One AuthnRequest: its ID (the answer's InResponseTo) and what to do after."""
+    """An AuthnRequest or LogoutRequest: its ID (the answer's InResponseTo), what to do after."""
 
+    LOGIN = "login"
+    LOGOUT = "logout"
+
+    # A LogoutResponse can only answer a LogoutRequest, a sign-in only an AuthnRequest.
+    kind = models.CharField(max_length=8, default=LOGIN)
     request_id = models.CharField(max_length=100, unique=True)
     # The RelayState we sent, {"state_token": ...}: finds this row again.
     state_token = models.CharField(max_length=64, unique=True)
@@ -23,7 +28,7 @@ class OutstandingRequest(models.Model):
     expires_at = models.DateTimeField(db_index=True)
 
     def __str__(self) -> str:
-        return f"SAML request {self.request_id} to {self.idp}"
+        return f"SAML {self.kind} request {self.request_id} to {self.idp}"
 
 
 class SeenAssertion(models.Model):

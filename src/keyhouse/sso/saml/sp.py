@@ -1,4 +1,5 @@
-"""The service provider's three jobs: send an AuthnRequest, verify an answer, honour a logout.
+"""The service provider's jobs: send an AuthnRequest, verify an answer, honour a logout
+(IdP-initiated), and send a LogoutRequest and verify its answer (SP-initiated).
 
 python3-saml does the XML security (signature, Destination, Audience, time
 conditions, InResponseTo against the ID we give it); this module decides which
@@ -18,8 +19,10 @@ from typing import Any
 
 from django.http import HttpRequest
 from onelogin.saml2.auth import OneLogin_Saml2_Auth
+from onelogin.saml2.constants import OneLogin_Saml2_Constants
 from onelogin.saml2.errors import OneLogin_Saml2_Error, OneLogin_Saml2_ValidationError
 from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
+from onelogin.saml2.logout_response import OneLogin_Saml2_Logout_Response
 from onelogin.saml2.response import OneLogin_Saml2_Response
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 
@@ -81,6 +84,10 @@ class Identity:
     permanent_id: str = ""
     username: str = ""
     session_index: str = ""
+    # The NameID as the IdP sent it: an SP-initiated LogoutRequest must name the
+    # subject the same way (SAML core 3.7.1), which the email may not be.
+    name_id: str = ""
+    name_id_format: str = ""
     subdomain: str = ""
     # From our record of the AuthnRequest (SP-initiated only): next, the OTPs.
     params: dict[str, str] = field(default_factory=dict)
@@ -100,6 +107,14 @@ class LogoutOrder:
     redirect_to: str
 
 
+@dataclass(frozen=True)
+class LogoutDone:
+    """A verified LogoutResponse to a LogoutRequest of ours: the IdP ended its session."""
+
+    idp: IdP
+    subdomain: str
+
+
 def request_data(request: HttpRequest) -> dict[str, Any]:
     """The request as python3-saml wants it (it rebuilds the URL to check Destination)."""
     return {
@@ -111,6 +126,7 @@ def request_data(request: HttpRequest) -> dict[str, Any]:
         # python3-saml re-encodes the query to check a Redirect signature; keep the
         # IdP's own encoding (ADFS and others lowercase it).
         "query_string": request.META.get("QUERY_STRING", ""),
+        "validate_signature_from_qs": True,
     }
 
 
@@ -273,6 +289,8 @@ def _identity(
         permanent_id=_first(attributes, idp.attrs["attr_user_permanent_id"]) or name_id,
         username=_first(attributes, idp.attrs["attr_username"]),
         session_index=response.get_session_index() or "",
+        name_id=name_id,
+        name_id_format=response.get_nameid_format() or "",
         subdomain=subdomain,
         params=dict(outstanding.params) if outstanding else {},
         idp_initiated=outstanding is None,
@@ -315,3 +333,85 @@ def process_logout_request(request: HttpRequest) -> LogoutOrder:
         raise cls(f"{idp.name}: {', '.join(errors)} {auth.get_last_error_reason() or ''}".strip())
     name_id = OneLogin_Saml2_Logout_Request.get_nameid(xml)
     return LogoutOrder(idp=idp, email=name_id or "", redirect_to=redirect_to)
+
+
+def start_logout(
+    request: HttpRequest,
+    idp: IdP,
+    *,
+    name_id: str,
+    name_id_format: str,
+    session_index: str,
+    subdomain: str,
+) -> str:
+    """The IdP's SLO URL carrying a signed LogoutRequest; its ID is kept to match the answer.
+
+    Zulip's SAMLSPInitiatedLogout.slo_request_to_idp. The RelayState is a random
+    token, as for sign-in: our record, not the IdP, says which realm to land on.
+    """
+    auth = OneLogin_Saml2_Auth(request_data(request), saml_settings(base_url(request), idp))
+    token = store.new_state_token()
+    url = auth.logout(
+        return_to=json.dumps({"state_token": token}),
+        name_id=name_id,
+        name_id_format=name_id_format or None,
+        session_index=session_index or None,
+    )
+    store.remember(auth.get_last_request_id(), token, idp.name, subdomain, {}, kind=store.LOGOUT)
+    return url
+
+
+def process_logout_response(request: HttpRequest) -> LogoutDone:
+    """The IdP's LogoutResponse (Redirect binding), verified; else ``SSORefused``.
+
+    Stricter than Zulip, which checks neither: it must be signed, and answer a
+    LogoutRequest we sent and have not seen answered (InResponseTo), so a forged
+    or replayed one is refused.
+    """
+    encoded = request.GET.get("SAMLResponse", "")
+    state_token = str(_relay_state(request).get("state_token") or "")
+    try:
+        probe = OneLogin_Saml2_Logout_Response(
+            OneLogin_Saml2_Settings(
+                saml_settings(base_url(request), None), sp_validation_only=True
+            ),
+            encoded,
+        )
+        issuer = probe.get_issuer()
+        in_response_to = probe.get_in_response_to()
+    except Exception as exc:  # not a LogoutResponse at all
+        raise SSOInvalidResponse(f"unreadable LogoutResponse: {type(exc).__name__}") from None
+    idp = idp_by_entity_id(issuer or "")
+    if idp is None:
+        raise SSOInvalidResponse(f"no configured IdP is the issuer {issuer!r}")
+    outstanding = (
+        store.take(state_token=state_token, kind=store.LOGOUT)
+        if state_token
+        else store.take(request_id=in_response_to or "", kind=store.LOGOUT)
+    )
+    if outstanding is None:
+        raise SSOUnsolicited(f"{idp.name}: no outstanding LogoutRequest for this LogoutResponse")
+    if in_response_to != outstanding.request_id:
+        raise SSOUnsolicited(
+            f"{idp.name}: InResponseTo {in_response_to!r} is not the LogoutRequest we sent"
+        )
+    if outstanding.idp != idp.name:
+        raise SSOUnsolicited(f"answered by {idp.name}, asked {outstanding.idp}")
+    if not request.GET.get("Signature"):
+        raise SSOSignatureInvalid(f"{idp.name}: unsigned LogoutResponse")
+    auth = OneLogin_Saml2_Auth(
+        request_data(request),
+        saml_settings(base_url(request), idp, want_messages_signed=True),
+    )
+    if not auth.validate_response_signature(request.GET.dict()):
+        raise SSOSignatureInvalid(f"{idp.name}: LogoutResponse signature does not verify")
+    response = OneLogin_Saml2_Logout_Response(auth.get_settings(), encoded)
+    try:
+        response.is_valid(request_data(request), outstanding.request_id, raise_exceptions=True)
+    except OneLogin_Saml2_ValidationError as exc:
+        refusal = REFUSAL_FOR_CODE.get(exc.code, SSOInvalidResponse)
+        raise refusal(f"{idp.name}: {exc}") from None
+    status = response.get_status()
+    if status != OneLogin_Saml2_Constants.STATUS_SUCCESS:
+        raise SSOInvalidResponse(f"{idp.name}: logout not successful at the IdP: {status}")
+    return LogoutDone(idp=idp, subdomain=outstanding.subdomain)

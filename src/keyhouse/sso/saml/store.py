@@ -1,4 +1,4 @@
-"""The AuthnRequests we sent, kept server-side until answered (or expired).
+"""The AuthnRequests and LogoutRequests we sent, kept server-side until answered (or expired).
 
 An answer is taken at most once: the row is deleted as it is read, so a replayed
 response finds nothing and is refused as unsolicited. python3-saml checks an
@@ -20,6 +20,8 @@ from keyhouse.sso.saml.models import OutstandingRequest, SeenAssertion
 # Long enough to type a password and a second factor at the IdP; Zulip keeps its
 # SAML relay state for 15 minutes too.
 REQUEST_LIFETIME = timedelta(minutes=15)
+LOGIN = OutstandingRequest.LOGIN
+LOGOUT = OutstandingRequest.LOGOUT
 
 
 def new_state_token() -> str:
@@ -27,11 +29,18 @@ def new_state_token() -> str:
 
 
 def remember(
-    request_id: str, state_token: str, idp: str, subdomain: str, params: dict[str, str]
+    request_id: str,
+    state_token: str,
+    idp: str,
+    subdomain: str,
+    params: dict[str, str],
+    *,
+    kind: str = OutstandingRequest.LOGIN,
 ) -> None:
     now = timezone.now()
     OutstandingRequest.objects.filter(expires_at__lte=now).delete()  # the table stays small
     OutstandingRequest.objects.create(
+        kind=kind,
         request_id=request_id,
         state_token=state_token,
         idp=idp,
@@ -41,13 +50,15 @@ def remember(
     )
 
 
-def take(*, state_token: str = "", request_id: str = "") -> OutstandingRequest | None:
-    """The unexpired request with this token (or ID), removed so it cannot be used twice."""
+def take(
+    *, state_token: str = "", request_id: str = "", kind: str = OutstandingRequest.LOGIN
+) -> OutstandingRequest | None:
+    """The unexpired request of this kind with this token (or ID), removed: it answers once."""
     lookup = {"state_token": state_token} if state_token else {"request_id": request_id}
     if not any(lookup.values()):
         return None
     with transaction.atomic():
-        row = OutstandingRequest.objects.select_for_update().filter(**lookup).first()
+        row = OutstandingRequest.objects.select_for_update().filter(kind=kind, **lookup).first()
         if row is None:
             return None
         deleted, _ = OutstandingRequest.objects.filter(pk=row.pk).delete()

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('realms', '0001_initial'),
+        ('realms', '0002_realm_gateway_sessions'),
     ]
 
     operations = [
