@@ -555,3 +555,18 @@ def test_the_admin_shows_no_device_secrets(client: Client, user: User) -> None:
     assert "otp_totp" not in index.content.decode() and "TOTP" not in index.content.decode()
     for url in ("/admin/otp_totp/totpdevice/", "/admin/otp_static/staticdevice/"):
         assert client.get(url).status_code == 404
+
+
+def test_the_gateway_takes_only_a_session_that_gave_the_code(user: User, realm: Realm) -> None:
+    """/auth/verify with realm sessions on (docs/gateway.md): the code guards it too."""
+    realm.gateway_sessions = True
+    realm.save()
+    device = enrol(user)
+    unverified = Client()
+    unverified.force_login(user)
+    assert unverified.get("/auth/verify").status_code == 401
+
+    verified = Client()
+    signed_in_with_code(verified, user, device)
+    granted = verified.get("/auth/verify")
+    assert granted.status_code == 200 and granted["X-Keyhouse-User-Id"] == str(user.id)

@@ -38,6 +38,7 @@ from keyhouse.api.basic_auth import authenticate_api_key
 from keyhouse.api.errors import AccessDeniedError, CsrfFailedError, UnauthorizedError
 from keyhouse.api.middleware import error_response
 from keyhouse.api.responses import json_response, json_success
+from keyhouse.auth import second_factor
 from keyhouse.auth.ratelimit import hit
 from keyhouse.gateway.forwarded import OriginalRequest, original_request, speaks_nginx
 from keyhouse.gateway.identity import identity_headers, role_name
@@ -108,13 +109,17 @@ def _session_user(request: HttpRequest, original: OriginalRequest) -> User | Non
     """The browser's signed-in user, if it is of the host's realm and the realm takes sessions.
 
     A session of another realm's account does not count, as on keyhouse's pages
-    (web/decorators.py): it is as if the browser were not signed in.
+    (web/decorators.py): it is as if the browser were not signed in; nor does one
+    of an account with two-factor sign-in that no device verified (the password
+    alone must not open what the code guards; auth/second_factor.py).
     """
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated or not isinstance(user, User):
         return None
     realm = user.realm
     if realm.subdomain != original.subdomain or not realm.gateway_sessions:
+        return None
+    if not second_factor.session_verified(request, user):
         return None
     return user
 
