@@ -78,7 +78,7 @@ def gateway_keyhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyho
     server.cli(
         "realm", "create", "--subdomain", "", "--name", realm_name, "--auth-methods", "email"
     )
-    server.cli("realm", "set-gateway-sessions", "--subdomain", "", "--on")
+    server.cli("realm", "set", "--subdomain", "", "--gateway-sessions", "on")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = ARTIFACTS / "keyhouse.log"
     log.unlink(missing_ok=True)

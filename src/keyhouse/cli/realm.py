@@ -14,7 +14,6 @@ from keyhouse.cli.helpers import print_json, print_table, realm_or_error
 from keyhouse.realms.actions import (
     RealmActionError,
     create_realm,
-    set_gateway_sessions,
     set_realm_active,
 )
 from keyhouse.realms.methods import parse_auth_methods
@@ -112,47 +111,48 @@ class SetAuthMethods(Command):
         print(f"realm {realm.subdomain!r} auth methods: {','.join(realm.authentication_methods)}")
 
 
-class SetGatewaySessions(Command):
-    name = "set-gateway-sessions"
-    help = "whether /auth/verify accepts the realm's web sessions (docs/gateway.md)"
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--subdomain", required=True)
-        choice = parser.add_mutually_exclusive_group(required=True)
-        choice.add_argument("--on", dest="allowed", action="store_true")
-        choice.add_argument("--off", dest="allowed", action="store_false")
-
-    def handle(self, args: argparse.Namespace) -> None:
-        realm = realm_or_error(args.subdomain)
-        set_gateway_sessions(realm, args.allowed)
-        state = "accepted" if args.allowed else "refused"
-        print(f"realm {realm.subdomain!r}: web sessions {state} by /auth/verify")
-
-
 ON_OFF = {"on": True, "off": False}
+
+# `realm set`'s switches: option → (Realm field, help). One command for every
+# on/off setting, so each new one is a row here, not a command of its own.
+SWITCHES: dict[str, tuple[str, str]] = {
+    "gateway-sessions": (
+        "gateway_sessions",
+        "on: /auth/verify accepts the realm's web sessions (docs/gateway.md)",
+    ),
+    "require-2fa-for-api-keys": (
+        "require_2fa_for_api_keys",
+        "on: accounts with two-factor sign-in get API keys only through the browser"
+        " (fetch_api_key refuses the password alone; docs/security.md)",
+    ),
+}
 
 
 class Set(Command):
     name = "set"
-    help = "change a realm's settings"
+    help = "change a realm's on/off settings"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--subdomain", required=True)
-        parser.add_argument(
-            "--require-2fa-for-api-keys",
-            choices=list(ON_OFF),
-            help="on: accounts with two-factor sign-in get API keys only through the browser"
-            " (fetch_api_key refuses the password alone; docs/security.md)",
-        )
+        for option, (_field, text) in SWITCHES.items():
+            parser.add_argument(f"--{option}", choices=list(ON_OFF), help=text)
 
     def handle(self, args: argparse.Namespace) -> None:
+        chosen = {
+            option: getattr(args, option.replace("-", "_"))
+            for option in SWITCHES
+            if getattr(args, option.replace("-", "_")) is not None
+        }
+        if not chosen:
+            options = " or ".join(f"--{option} on|off" for option in SWITCHES)
+            raise CliError(f"nothing to set: give {options}")
         realm = realm_or_error(args.subdomain)
-        if args.require_2fa_for_api_keys is None:
-            raise CliError("nothing to set: give --require-2fa-for-api-keys on|off")
-        realm.require_2fa_for_api_keys = ON_OFF[args.require_2fa_for_api_keys]
-        realm.save(update_fields=["require_2fa_for_api_keys"])
-        value = args.require_2fa_for_api_keys
-        print(f"realm {realm.subdomain!r}: require-2fa-for-api-keys {value}")
+        for option, value in chosen.items():
+            setattr(realm, SWITCHES[option][0], ON_OFF[value])
+        # A plain save: the API-key cache's Realm hooks drop what they hold for it.
+        realm.save(update_fields=[SWITCHES[option][0] for option in chosen])
+        for option, value in chosen.items():
+            print(f"realm {realm.subdomain!r}: {option} {value}")
 
 
 COMMANDS = [
@@ -165,7 +165,6 @@ COMMANDS = [
             Deactivate(),
             Reactivate(),
             SetAuthMethods(),
-            SetGatewaySessions(),
             Set(),
         ],
     )

@@ -6,7 +6,7 @@ headers onto the request. Credentials are checked exactly as on
 ``users/me``: HTTP Basic ``email:api_key`` through ``authenticate_api_key``
 (same account checks, same per-user API rate limit, same Redis cache, so a
 cached answer costs no database query); or, where the realm allows it
-(``keyhouse realm set-gateway-sessions``), the keyhouse web session the
+(``keyhouse realm set --gateway-sessions on``), the keyhouse web session the
 browser signed in with. Then ``GATEWAY_RULES`` say whether this user may reach
 this host and path.
 

@@ -43,12 +43,3 @@ def set_realm_active(realm: Realm, active: bool) -> None:
     """
     realm.deactivated = not active
     realm.save(update_fields=["deactivated"])
-
-
-def set_gateway_sessions(realm: Realm, allowed: bool) -> None:
-    """Whether the gateway's /auth/verify takes this realm's web sessions (docs/gateway.md).
-
-    A plain save, as for deactivation: the API-key cache drops what it holds.
-    """
-    realm.gateway_sessions = allowed
-    realm.save(update_fields=["gateway_sessions"])
