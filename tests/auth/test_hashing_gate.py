@@ -8,12 +8,13 @@ from collections.abc import Iterator
 import pytest
 
 from keyhouse.auth.hashing_gate import HashingGate, HashingOverloaded
+from keyhouse.hashing_budget import LocalBudget
 
 
 @pytest.fixture
 def held_gate() -> Iterator[tuple[HashingGate, threading.Event]]:
     """A one-slot gate whose slot another thread holds until the event is set."""
-    gate = HashingGate(slots=1, max_wait=0.2, max_waiters=1)
+    gate = HashingGate(LocalBudget(1), max_wait=0.2, max_waiters=1)
     release, holding = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -30,7 +31,7 @@ def held_gate() -> Iterator[tuple[HashingGate, threading.Event]]:
 
 
 def test_free_slot_is_taken_at_once() -> None:
-    gate = HashingGate(slots=2, max_wait=0.1, max_waiters=0)
+    gate = HashingGate(LocalBudget(2), max_wait=0.1, max_waiters=0)
     with gate.slot(), gate.slot():
         pass  # both slots, no waiting, even with no waiters allowed
 
