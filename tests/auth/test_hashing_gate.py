@@ -84,3 +84,41 @@ def test_expected_wait_refuses_when_hashing_is_slow(
     with pytest.raises(HashingOverloaded):
         with gate.slot():
             pass
+
+
+def test_a_worker_holding_several_slots_lets_fewer_wait() -> None:
+    """Threads in logins stay what one slot and max_waiters waiting would take: here 3."""
+    gate = HashingGate(LocalBudget(2), max_wait=5, max_waiters=2)
+    release = threading.Event()
+    holders = [threading.Thread(target=lambda: hold(gate, release)) for _ in range(2)]
+    for t in holders:
+        t.start()
+    waiter = threading.Thread(target=lambda: hold(gate, release), daemon=True)
+    try:
+        for _ in range(500):
+            if gate._holding == 2:
+                break
+            threading.Event().wait(0.01)
+        assert gate._holding == 2
+        waiter.start()  # 2 holding + 1 waiting = max_waiters + 1 threads
+        for _ in range(500):
+            if gate.queue_length == 1:
+                break
+            threading.Event().wait(0.01)
+        assert gate.queue_length == 1
+        with pytest.raises(HashingOverloaded):  # a second waiter would make 4
+            gate.check_capacity()
+        with pytest.raises(HashingOverloaded):
+            with gate.slot():
+                pass
+    finally:
+        release.set()
+        for t in [*holders, waiter]:
+            t.join(5)
+    with gate.slot(), gate.slot():
+        pass  # all free again
+
+
+def hold(gate: HashingGate, release: threading.Event) -> None:
+    with gate.slot():
+        release.wait(5)

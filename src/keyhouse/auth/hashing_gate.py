@@ -10,8 +10,11 @@ at once with HashingOverloaded — a fast 503 rather than a slow death — and
 threads stay free for API-key requests, which never hash.
 
 The waiter bound is per worker because what it protects is per worker: its
-request threads (SERVER_THREADS). The expected wait is machine-wide because the
-slots are: a worker with no queue of its own still waits behind the others'.
+request threads (SERVER_THREADS). A worker ties up at most as many threads in
+logins as it did with one slot and ``HASHING_MAX_WAITERS`` waiting: one that
+holds several slots (the shared budget lets it hold them all) lets fewer wait.
+The expected wait is machine-wide because the slots are: a worker with no queue
+of its own still waits behind the others'.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class HashingGate:
         self.max_waiters = max_waiters
         self._lock = threading.Lock()
         self._waiting = 0  # this worker's threads waiting for a slot
+        self._holding = 0  # and those holding one
         self._avg_seconds = 0.05  # refined by every verification (EWMA)
 
     @property
@@ -54,12 +58,15 @@ class HashingGate:
     def slot(self) -> Iterator[None]:
         if not self.budget.try_acquire():
             self._wait_for_slot()
+        with self._lock:
+            self._holding += 1
         started = time.perf_counter()
         try:
             yield
         finally:
             elapsed = time.perf_counter() - started
             with self._lock:
+                self._holding -= 1
                 self._avg_seconds = 0.8 * self._avg_seconds + 0.2 * elapsed
             self.budget.release()
 
@@ -67,6 +74,8 @@ class HashingGate:
         """Whether one more waiter would be refused (call with the lock held)."""
         if self._waiting >= self.max_waiters:
             return True
+        if self._holding + self._waiting >= self.max_waiters + 1:
+            return True  # this worker's threads: as many as one slot and max_waiters
         expected_wait = (self.budget.waiting() + 1) * self._avg_seconds / self.slots
         return expected_wait > self.max_wait
 
