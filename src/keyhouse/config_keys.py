@@ -262,8 +262,9 @@ KEYS: tuple[ConfigKey, ...] = (
     _k("HASHING_MAX_WAIT", float, "`2.0`", "seconds a login waits for a hashing slot",
        "KEYHOUSE_HASHING_MAX_WAIT",
        value=2.0),
-    _k("HASHING_MAX_WAITERS", int, "`12`", "logins that may wait for a hashing slot, per worker",
-       "KEYHOUSE_HASHING_MAX_WAITERS",
+    _k("HASHING_MAX_WAITERS", int, "`12`",
+       "logins that may wait for a hashing slot, per worker (hashing or waiting: at most "
+       "this + 1)", "KEYHOUSE_HASHING_MAX_WAITERS",
        value=12),
     _k("SERVER_THREADS", int, "`16`", "gunicorn threads per worker", "KEYHOUSE_SERVER_THREADS",
        value=16),
