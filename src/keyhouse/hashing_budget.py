@@ -221,8 +221,9 @@ class SharedBudget:
         """Threads blocked waiting for a slot now, in all workers together."""
         return self._get(_GETNCNT)
 
-    def remove(self) -> None:
+    def remove(self, orphaned: bool = False) -> None:
         """Delete the set; only in the process that created it (a worker that unwinds
-        through ``keyhouse serve``'s code after the fork must not)."""
-        if os.getpid() == self._owner:
-            self._libc.semctl(self.semid, 0, _IPC_RMID)
+        through ``keyhouse serve``'s code after the fork must not), or, with
+        ``orphaned``, in a worker whose master died without deleting it."""
+        if orphaned or os.getpid() == self._owner:
+            self._libc.semctl(self.semid, 0, _IPC_RMID)  # a second call: EINVAL, ignored

@@ -80,6 +80,17 @@ def release_shared_budget() -> None:
         _shared = None
 
 
+def orphaned_worker_exiting() -> None:
+    """A worker whose master was killed (SIGKILL: no cleanup) deletes the budget itself.
+
+    Its sibling workers are stopping too (a gunicorn worker exits once its master
+    is gone); one that is still hashing then finds no slot (a 503) rather than
+    leaving the semaphore in the kernel for good.
+    """
+    if _shared is not None:
+        _shared.remove(orphaned=True)
+
+
 def shared_budget() -> SharedBudget | None:
     """The budget this process shares with the server's other workers, if any."""
     return _shared

@@ -124,3 +124,34 @@ def test_one_worker_holds_every_slot_and_a_killed_one_leaks_none(tmp_path: Path)
         if stopped is not None:
             os.kill(stopped, signal.SIGCONT)
         stop(proc)
+
+
+def semaphore_sets() -> set[str]:
+    """The System V semaphore sets on this machine, by id."""
+    lines = Path("/proc/sysvipc/sem").read_text().splitlines()[1:]
+    return {line.split()[1] for line in lines}
+
+
+@pytest.mark.e2e
+def test_a_master_killed_with_sigkill_leaves_no_semaphore(tmp_path: Path) -> None:
+    """The master cannot clean up after SIGKILL; its workers, exiting after it, do."""
+    data_dir = tmp_path / "data"
+    realm = f"budget {secrets.token_hex(3)}"
+    keyhouse_cli(data_dir, "realm", "create", "--subdomain", "", "--name", realm)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    before = semaphore_sets()
+    proc, _ = start_server(data_dir, realm, ARTIFACTS / "budget-master-kill.log")
+    try:
+        eventually(lambda: len(children(proc.pid)) == 2, "two workers")
+        workers = children(proc.pid)
+        ours = semaphore_sets() - before
+        assert len(ours) == 1  # the server's budget (no other test makes one meanwhile)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(WAIT)
+        eventually(
+            lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers),
+            "the orphaned workers exiting",
+        )
+        assert not ours & semaphore_sets()
+    finally:
+        stop(proc)

@@ -9,6 +9,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from keyhouse.hashing_slots import (
+    orphaned_worker_exiting,
     release_shared_budget,
     share_budget_among_workers,
     worker_started,
@@ -49,6 +50,12 @@ def _post_fork(workers: int) -> Callable[[Any, Any], None]:
         worker_started(workers)
 
     return post_fork
+
+
+def _worker_exit(server: Any, worker: Any) -> None:
+    """gunicorn's worker_exit hook, in the worker: if its master died, clean up after it."""
+    if os.getppid() != worker.ppid:
+        orphaned_worker_exiting()
 
 
 def _on_exit(then: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -129,6 +136,7 @@ def _run(host: str, port: int, workers: int, on_exit: Callable[[Any], None]) -> 
             "when_ready": _when_ready,
             "pre_fork": _pre_fork,
             "post_fork": _post_fork(workers),  # each worker's hashing slots
+            "worker_exit": _worker_exit,  # the budget, when the master was killed
             # ops: multiprocess metrics (ops/metrics_dir.py)
             "child_exit": child_exit,
             "on_exit": _on_exit(on_exit),
