@@ -75,6 +75,17 @@ class Config:
         return sorted({1, 2 * CORES, 8 * CORES})
 
     @property
+    def login_cases(self) -> list[tuple[int, str]]:
+        """Each login concurrency balanced over the workers, and from two connections per
+        worker on also pinned to one worker (bench/placement.py)."""
+        cases = []
+        for c in self.levels:
+            cases.append((c, "balanced"))
+            if c >= 2 * self.workers:
+                cases.append((c, "pinned"))
+        return cases
+
+    @property
     def login_users(self) -> int:
         # 4 per connection at the top level: a user is never in flight twice, so the
         # per-username limit (5 / 30 min, cleared by each success) never triggers.

@@ -28,8 +28,6 @@ from servers import (
     write_requests,
 )
 
-from keyhouse.ops.serve import hashing_slots_per_worker
-
 # keyhouse's embedded database in its data dir (settings.DATABASES without a URL).
 SQLITE_FILE = "keyhouse.sqlite3"
 
@@ -194,8 +192,9 @@ def prepare(cfg: Config, out: Path) -> Prepared:
         "workers": cfg.workers,
         "threads_per_worker": seed["server"]["threads"],
         # 0: `keyhouse serve` gives each worker its share of the cores.
-        "hashing_slots_per_worker": seed["server"]["hashing_slots"]
-        or hashing_slots_per_worker(cfg.workers, os.cpu_count() or 1),
+        # One budget that every worker shares (keyhouse/hashing_slots.py); any one
+        # worker may use all of it.
+        "hashing_slots": seed["server"]["hashing_slots"] or (os.cpu_count() or 1),
         "hashing_max_wait_s": seed["server"]["hashing_max_wait"],
         "hashing_max_waiters": seed["server"]["hashing_max_waiters"],
         "argon2": a,

@@ -1,5 +1,8 @@
 """Measuring: one load against one server, and the figures collected from it.
 
+A closed-loop run places its connections on the server's workers on purpose
+(placement.py): balanced or pinned to one, never left to gunicorn's accept race.
+
 Nothing here knows which endpoint or server it measures: the scenarios
 (scenarios.py) say what to run, and the figures come back as the plain dicts
 that go into results.json unchanged.
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,14 +21,12 @@ from typing import Any
 import argon2_bound
 import openloop
 from config import CORES, PASSWORD
+from placement import placed, plan, workers_of
 from procstat import CpuMeter, MemorySampler, wait_until_idle
-from servers import wrk
+from servers import wrk, wrk_result, wrk_start
 
 # One run's (or one merged figure's) figures, as they appear in results.json.
 Figures = dict[str, Any]
-
-# Closed-loop runs repeated when one gunicorn worker got no connections (closed_loop).
-RERUNS_IF_IDLE_WORKER = 2
 
 
 def log(msg: str) -> None:
@@ -51,37 +53,91 @@ def warm(port: int, *reqs: Path) -> None:
         wrk(port, r, 2, 2, 1)
 
 
-def worker_idled(result: Figures, conns: int) -> bool:
-    """A worker used under a fifth of the workers' mean CPU, with connections enough for all."""
-    workers = result["cpu"]["per_process_cores"][1:]
-    if len(workers) < 2 or conns < 2 * len(workers):
-        return False
-    return bool(min(workers) < 0.2 * (sum(workers) / len(workers)))
+def request_part(reqs: Path, part: int, parts: int) -> Path:
+    """Every ``parts``-th line of a request file, so that each wrk process owns its users.
+
+    A file with fewer lines than parts (one fixed user) is shared whole.
+    """
+    if parts == 1:
+        return reqs
+    path = reqs.with_name(f"{reqs.name}.part{part}of{parts}")
+    if not path.exists():
+        lines = reqs.read_text().splitlines(keepends=True)
+        path.write_text("".join(lines[part::parts]) or "".join(lines))
+    return path
+
+
+def merge_parts(parts: list[Figures]) -> Figures:
+    """The wrk processes of one run, side by side, as one figure.
+
+    Their throughputs add up; the median is their request-weighted mean and the
+    p99 their largest (wrk reports percentiles, not its histogram).
+    """
+    if len(parts) == 1:
+        return parts[0]
+    statuses: dict[str, int] = {}
+    socket_errors: dict[str, int] = {}
+    for r in parts:
+        for k, v in r["statuses"].items():
+            statuses[k] = statuses.get(k, 0) + v
+        for k, v in r["socket_errors"].items():
+            socket_errors[k] = socket_errors.get(k, 0) + v
+    requests = sum(r["requests"] for r in parts)
+    return {
+        "connections": sum(r["connections"] for r in parts),
+        "seconds": max(r["seconds"] for r in parts),
+        "requests": requests,
+        "ok": sum(r["ok"] for r in parts),
+        "ok_per_s": round(sum(r["ok_per_s"] for r in parts), 1),
+        "p50_ms": round(sum(r["p50_ms"] * r["requests"] for r in parts) / max(1, requests), 2),
+        "p99_ms": max(r["p99_ms"] for r in parts),
+        "statuses": statuses,
+        "socket_errors": socket_errors,
+        "parts": [{"connections": r["connections"], "ok_per_s": r["ok_per_s"]} for r in parts],
+    }
 
 
 def closed_loop(
-    server_pid: int, port: int, reqs: Path, conns: int, threads: int, seconds: int
+    server_pid: int,
+    port: int,
+    reqs: Path,
+    conns: int,
+    threads: int,
+    seconds: int,
+    placement: str | None = "balanced",
 ) -> Figures:
-    """One closed-loop run, repeated (at most RERUNS_IF_IDLE_WORKER times) if a worker idled.
+    """One closed-loop run, its connections placed on the server's workers (placement.py).
 
-    gunicorn's workers race to accept connections, and wrk opens all of its
-    connections at once: now and then one worker accepts every one of them and
-    the other idles, for keyhouse and the peer alike. Such a run measures that
-    race, not the server, so it is run again; every attempt is kept in the
-    results ("attempts"), and a run that stays lopsided is flagged.
+    ``placement`` is "balanced" (an even split, one wrk per worker), "pinned"
+    (every connection on one worker) or None (wherever they land: for loads
+    that do not come from wrk directly, as through nginx). Every run is
+    measured once: an uneven spread is a case to measure, not noise to retry.
     """
-    attempts: list[dict[str, Any]] = []
-    for _ in range(1 + RERUNS_IF_IDLE_WORKER):
-        with CpuMeter(server_pid) as cpu:
+    with CpuMeter(server_pid) as cpu:
+        if placement is None:
             result = wrk(port, reqs, conns, threads, seconds)
-        result["cpu"] = cpu.result
-        result["settle_seconds"] = wait_until_idle(server_pid)
-        attempts.append({"ok_per_s": result["ok_per_s"], "cpu": cpu.result})
-        if not worker_idled(result, conns):
-            break
-        log(f"a worker idled ({cpu.result['per_process_cores']}); running again")
-    result["attempts"] = attempts
-    result["worker_idled"] = worker_idled(result, conns)
+            where: dict[str, object] = {"mode": "as accepted"}
+        else:
+            shares = plan(placement, conns, len(workers_of(server_pid)))
+            parts = sum(1 for s in shares if s)
+            started: list[tuple[subprocess.Popen[str], int]] = []
+
+            def start(part: int, share: int) -> None:
+                part_threads = share if threads >= conns else max(1, min(share, threads))
+                reqs_part = request_part(reqs, part, parts)
+                started.append((wrk_start(port, reqs_part, share, part_threads, seconds), share))
+
+            try:
+                with placed(server_pid, port, shares, start) as where:
+                    where["mode"] = placement
+            finally:
+                results = [wrk_result(proc, share, seconds) for proc, share in started]
+            result = merge_parts(results)
+            if not where["placed"]:
+                log(f"{placement} placement not reached: {where}")
+    result["cpu"] = cpu.result
+    result["placement"] = where
+    result["settle_seconds"] = wait_until_idle(server_pid)
     return result
 
 
@@ -120,15 +176,13 @@ def merge_rounds(rounds: list[Figures]) -> Figures:
             ],
         },
         "rounds": [
-            {
-                "ok_per_s": r["ok_per_s"],
-                "cpu": r["cpu"],
-                "attempts": r["attempts"],
-                "worker_idled": r["worker_idled"],
-            }
+            {"ok_per_s": r["ok_per_s"], "cpu": r["cpu"], "placement": r["placement"]}
             for r in rounds
         ],
-        "worker_idled": any(r["worker_idled"] for r in rounds),
+        "placement": {
+            "mode": rounds[0]["placement"]["mode"],
+            "placed": all(r["placement"].get("placed", True) for r in rounds),
+        },
     }
 
 

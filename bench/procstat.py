@@ -134,7 +134,9 @@ class CpuMeter:
         return t.user + t.system + t.children_user + t.children_system
 
     def __enter__(self) -> CpuMeter:
-        self._pids = process_tree(self.server_root)
+        # Master first, then the workers oldest first (placement.py's order).
+        tree = process_tree(self.server_root)
+        self._pids = [tree[0], *sorted(tree[1:])]
         self._server0 = cpu_by_pid(self._pids)
         self._client0 = self._self_and_children()
         self._machine0 = machine_busy_seconds()

@@ -226,7 +226,7 @@ def main() -> None:
         settings.RATE_LIMITING_AUTHENTICATE = False  # as in the overload test
         gate = get_gate()
         for _ in range(gate.slots):
-            gate._semaphore.acquire()
+            gate.budget.try_acquire()
         body = urlencode({"username": "login1@bench.example", "password": PASSWORD}).encode()
         refused = caller(
             application,

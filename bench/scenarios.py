@@ -97,14 +97,20 @@ def _login_levels(
     bound: ArgonBound,
     out: dict[str, dict[str, Any]],
 ) -> None:
-    """Each concurrency for both servers, between two bound samples, divided by their mean."""
+    """Each login case for both servers, between two bound samples, divided by their mean.
+
+    A case is a concurrency and where its connections land (cfg.login_cases):
+    balanced over the workers, or pinned to one of them.
+    """
     before = bound.sample()
-    for i, c in enumerate(cfg.levels):
+    for i, (c, placement) in enumerate(cfg.login_cases):
         order = list(sides) if i % 2 == 0 else list(reversed(sides))
         runs = {}
         for name in order:
             server, login, _ = sides[name]
-            runs[name] = closed_loop(server.pid, server.port, login, c, c, cfg.run_seconds)
+            runs[name] = closed_loop(
+                server.pid, server.port, login, c, c, cfg.run_seconds, placement
+            )
         after = bound.sample()
         level_bound = (before["per_second"] + after["per_second"]) / 2
         before = after
@@ -113,9 +119,10 @@ def _login_levels(
             r["bound_per_s"] = round(level_bound, 1)
             r["ratio_to_bound"] = round(r["ok_per_s"] / level_bound, 3)
             log(
-                f"{name} logins c={c}: {r['ok_per_s']}/s ok, ratio {r['ratio_to_bound']} "
-                f"(bound {level_bound:.1f}/s), p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
-                f"statuses {r['statuses']}"
+                f"{name} logins c={c} {placement}: {r['ok_per_s']}/s ok, ratio "
+                f"{r['ratio_to_bound']} (bound {level_bound:.1f}/s), p50 {r['p50_ms']} ms, "
+                f"p99 {r['p99_ms']} ms, statuses {r['statuses']}, "
+                f"held {r['placement'].get('held')}"
             )
             out[name]["logins"].append(r)
 
@@ -350,9 +357,10 @@ def gateway(cfg: Config, data: Prepared) -> Figures:
             for conns in sorted({1, c}):
                 runs: dict[str, list[Figures]] = {name: [] for name in paths}
                 for name in GATEWAY_PROXY_ORDER:
+                    # Through nginx: its upstream connections land as they will.
                     r = closed_loop(
                         kh.pid, paths[name], req["gw_page"], conns, min(conns, cfg.wrk_threads),
-                        cfg.run_seconds,
+                        cfg.run_seconds, placement=None,
                     )  # fmt: skip
                     log(
                         f"gateway nginx {name} c={conns}: {r['ok_per_s']}/s ok, "

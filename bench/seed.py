@@ -95,7 +95,7 @@ def init(login_users: int, api_users: int, password: str) -> dict[str, object]:
         },
         "server": {
             "threads": settings.SERVER_THREADS,
-            "hashing_slots": settings.HASHING_SLOTS,  # 0: `keyhouse serve` picks per worker
+            "hashing_slots": settings.HASHING_SLOTS,  # 0: one per core, shared by the workers
             "hashing_max_wait": settings.HASHING_MAX_WAIT,
             "hashing_max_waiters": settings.HASHING_MAX_WAITERS,
         },

@@ -210,8 +210,10 @@ def write_requests(path: Path, rows: list[tuple[str, str, str, str, str]]) -> Pa
     return path
 
 
-def wrk(port: int, requests: Path, connections: int, threads: int, seconds: int) -> dict[str, Any]:
-    """A closed-loop wrk run; statuses and latency percentiles from lua/cycle.lua."""
+def wrk_start(
+    port: int, requests: Path, connections: int, threads: int, seconds: int
+) -> subprocess.Popen[str]:
+    """A closed-loop wrk run, started; ``wrk_result`` waits for it and reads its figures."""
     cmd = [
         "wrk",
         "-t",
@@ -229,8 +231,19 @@ def wrk(port: int, requests: Path, connections: int, threads: int, seconds: int)
         str(requests),
         str(threads),
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 60)
-    line = next(x for x in done.stdout.splitlines() if x.startswith("BENCH_JSON "))
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wrk_result(proc: subprocess.Popen[str], connections: int, seconds: int) -> dict[str, Any]:
+    """Statuses and latency percentiles of a wrk run (lua/cycle.lua's BENCH_JSON line)."""
+    try:
+        stdout, stderr = proc.communicate(timeout=seconds + 60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, proc.args, stdout, stderr)
+    line = next(x for x in stdout.splitlines() if x.startswith("BENCH_JSON "))
     raw = json.loads(line.removeprefix("BENCH_JSON "))
     seconds_taken = raw["duration_us"] / 1e6
     ok = raw["statuses"].get("200", 0)
@@ -245,3 +258,10 @@ def wrk(port: int, requests: Path, connections: int, threads: int, seconds: int)
         "statuses": raw["statuses"],
         "socket_errors": {k: v for k, v in raw["errors"].items() if k != "status" and v},
     }
+
+
+def wrk(port: int, requests: Path, connections: int, threads: int, seconds: int) -> dict[str, Any]:
+    """A closed-loop wrk run, however its connections land."""
+    return wrk_result(
+        wrk_start(port, requests, connections, threads, seconds), connections, seconds
+    )

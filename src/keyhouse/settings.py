@@ -125,9 +125,10 @@ REDIS_SOCKET_TIMEOUT: float = _v["REDIS_SOCKET_TIMEOUT"]
 # Answer "deactivated" and "account in another realm" like a wrong password
 # (no user enumeration, OWASP ASVS 6.3.8). Off by default: Zulip reveals both.
 HIDE_ACCOUNT_STATE: bool = _v["HIDE_ACCOUNT_STATE"]
-# The bounded hashing pool (auth/hashing_gate.py), per process. 0: `keyhouse serve`
-# gives each worker ceil(cores / workers), so the workers together use every core
-# (ops/serve.py); a lone process (tests, runserver) gets one slot per core.
+# The bounded hashing pool (auth/hashing_gate.py). HASHING_SLOTS (0: one per core) is
+# one budget that every `keyhouse serve` worker shares, any one of them may use it all
+# (hashing_slots.py); a lone process (tests, runserver) has it to itself.
+# HASHING_MAX_WAITERS is per worker (it keeps request threads free).
 HASHING_SLOTS: int = _v["HASHING_SLOTS"]
 HASHING_MAX_WAIT: float = _v["HASHING_MAX_WAIT"]
 HASHING_MAX_WAITERS: int = _v["HASHING_MAX_WAITERS"]

@@ -8,12 +8,13 @@ from collections.abc import Iterator
 import pytest
 
 from keyhouse.auth.hashing_gate import HashingGate, HashingOverloaded
+from keyhouse.hashing_budget import LocalBudget
 
 
 @pytest.fixture
 def held_gate() -> Iterator[tuple[HashingGate, threading.Event]]:
     """A one-slot gate whose slot another thread holds until the event is set."""
-    gate = HashingGate(slots=1, max_wait=0.2, max_waiters=1)
+    gate = HashingGate(LocalBudget(1), max_wait=0.2, max_waiters=1)
     release, holding = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -30,7 +31,7 @@ def held_gate() -> Iterator[tuple[HashingGate, threading.Event]]:
 
 
 def test_free_slot_is_taken_at_once() -> None:
-    gate = HashingGate(slots=2, max_wait=0.1, max_waiters=0)
+    gate = HashingGate(LocalBudget(2), max_wait=0.1, max_waiters=0)
     with gate.slot(), gate.slot():
         pass  # both slots, no waiting, even with no waiters allowed
 
@@ -83,3 +84,41 @@ def test_expected_wait_refuses_when_hashing_is_slow(
     with pytest.raises(HashingOverloaded):
         with gate.slot():
             pass
+
+
+def test_a_worker_holding_several_slots_lets_fewer_wait() -> None:
+    """Threads in logins stay what one slot and max_waiters waiting would take: here 3."""
+    gate = HashingGate(LocalBudget(2), max_wait=5, max_waiters=2)
+    release = threading.Event()
+    holders = [threading.Thread(target=lambda: hold(gate, release)) for _ in range(2)]
+    for t in holders:
+        t.start()
+    waiter = threading.Thread(target=lambda: hold(gate, release), daemon=True)
+    try:
+        for _ in range(500):
+            if gate._holding == 2:
+                break
+            threading.Event().wait(0.01)
+        assert gate._holding == 2
+        waiter.start()  # 2 holding + 1 waiting = max_waiters + 1 threads
+        for _ in range(500):
+            if gate.queue_length == 1:
+                break
+            threading.Event().wait(0.01)
+        assert gate.queue_length == 1
+        with pytest.raises(HashingOverloaded):  # a second waiter would make 4
+            gate.check_capacity()
+        with pytest.raises(HashingOverloaded):
+            with gate.slot():
+                pass
+    finally:
+        release.set()
+        for t in [*holders, waiter]:
+            t.join(5)
+    with gate.slot(), gate.slot():
+        pass  # all free again
+
+
+def hold(gate: HashingGate, release: threading.Event) -> None:
+    with gate.slot():
+        release.wait(5)

@@ -151,6 +151,16 @@ def test_hashing_queue_length_gauge(settings: Settings) -> None:
     assert value("keyhouse_hashing_queue_length") == base
 
 
+def test_hashing_slots_gauges(settings: Settings) -> None:
+    """The budget's size and its free slots, read when scraped."""
+    settings.HASHING_SLOTS = 3
+    assert value("keyhouse_hashing_slots") == 3
+    assert value("keyhouse_hashing_slots_free") == 3
+    with get_gate().slot():
+        assert value("keyhouse_hashing_slots_free") == 2
+    assert value("keyhouse_hashing_slots_free") == 3
+
+
 # --- /metrics -----------------------------------------------------------------------
 
 
@@ -164,6 +174,7 @@ def test_metrics_from_loopback(client: Client, db: None) -> None:
         'keyhouse_http_requests_total{code="",method="GET",route="/api/v1/server_settings"' in text
     )
     assert "keyhouse_hashing_queue_length" in text
+    assert "keyhouse_hashing_slots_free" in text
 
 
 def test_metrics_refused_to_other_addresses(client: Client, db: None) -> None:

@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -39,10 +39,13 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from keyhouse.api.errors import AccessDeniedError
 from keyhouse.api.responses import json_error
 from keyhouse.auth.client_ip import client_ip, is_trusted_proxy
+from keyhouse.auth.hashing_gate import get_gate
 from keyhouse.auth.signals import hashing_queue_changed, login_attempted, rate_limited
 from keyhouse.ops.routes import method_label, route_label
 
@@ -75,6 +78,42 @@ HASHING_QUEUE = Gauge(
     "Password verifications waiting for a hashing slot (summed over live workers).",
     multiprocess_mode="livesum",
 )
+
+
+class HashingBudgetCollector(Collector):
+    """The hashing slots and how many are free, read from the budget at scrape time.
+
+    Under ``keyhouse serve`` the budget is one the workers share
+    (keyhouse/hashing_slots.py), so whichever worker answers the scrape reads the
+    whole server's figures; there is nothing to add up across workers.
+    """
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "keyhouse_hashing_slots",
+                "Password verifications the server may run at once (all workers together).",
+            ),
+            GaugeMetricFamily(
+                "keyhouse_hashing_slots_free",
+                "Hashing slots free now (all workers together).",
+            ),
+        )
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Without describe(), registering would call collect() at import time.
+        return iter(self._families())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        budget = get_gate().budget
+        slots, free = self._families()
+        slots.add_metric([], budget.size)
+        free.add_metric([], budget.free())
+        return iter((slots, free))
+
+
+HASHING_BUDGET = HashingBudgetCollector()
+REGISTRY.register(HASHING_BUDGET)
 
 # Zulip codes are upper-case identifiers; anything else is not one of ours.
 _ZULIP_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
@@ -172,6 +211,7 @@ def registry() -> CollectorRegistry:
         return REGISTRY
     aggregated = CollectorRegistry()
     multiprocess.MultiProcessCollector(aggregated)
+    aggregated.register(HASHING_BUDGET)
     return aggregated
 
 

@@ -8,11 +8,15 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from keyhouse.hashing_slots import hashing_slots_per_worker, share_cores_among
+from keyhouse.hashing_slots import (
+    orphaned_worker_exiting,
+    release_shared_budget,
+    share_budget_among_workers,
+    worker_started,
+)
 from keyhouse.ops.access_log import ACCESS_LOG_FORMAT, AccessLogger
 
-# hashing_slots_per_worker: bench/run.py reads it from here.
-__all__ = ["KeyhouseServer", "default_workers", "hashing_slots_per_worker", "serve"]
+__all__ = ["KeyhouseServer", "default_workers", "serve"]
 
 
 def default_workers() -> int:
@@ -36,15 +40,32 @@ class KeyhouseServer(BaseApplication):
 
 
 def _post_fork(workers: int) -> Callable[[Any, Any], None]:
-    """gunicorn's post_fork hook: the new worker takes its share of the cores' hashing slots.
+    """gunicorn's post_fork hook: the new worker hashes against the budget it inherited,
+    or, where there is none, takes its share of the cores' hashing slots.
 
     Told to the hashing module, never written into the settings (keyhouse/hashing_slots.py).
     """
 
     def post_fork(server: Any, worker: Any) -> None:
-        share_cores_among(workers)
+        worker_started(workers)
 
     return post_fork
+
+
+def _worker_exit(server: Any, worker: Any) -> None:
+    """gunicorn's worker_exit hook, in the worker: if its master died, clean up after it."""
+    if os.getppid() != worker.ppid:
+        orphaned_worker_exiting()
+
+
+def _on_exit(then: Callable[[Any], None]) -> Callable[[Any], None]:
+    """gunicorn's on_exit hook (the master's last act): delete the shared hashing budget."""
+
+    def on_exit(server: Any) -> None:
+        release_shared_budget()
+        then(server)
+
+    return on_exit
 
 
 def close_db_connections() -> None:
@@ -74,12 +95,24 @@ def _when_ready(server: Any) -> None:
 
 
 def serve(host: str, port: int, workers: int) -> None:
-    from django.conf import settings
-
-    from keyhouse.ops.metrics_dir import child_exit, prepare_metrics_dir
+    from keyhouse.ops.metrics_dir import prepare_metrics_dir
 
     on_exit = prepare_metrics_dir()  # ops: before the fork and before prometheus_client loads
     close_db_connections()  # the CLI's migrate left one open; none may cross fork()
+    # One hashing budget for every worker, made before the fork so that they inherit
+    # it (keyhouse/hashing_slots.py); the master itself never hashes.
+    share_budget_among_workers()
+    try:
+        _run(host, port, workers, on_exit)
+    finally:
+        release_shared_budget()  # a no-op in a worker unwinding through here
+
+
+def _run(host: str, port: int, workers: int, on_exit: Callable[[Any], None]) -> None:
+    from django.conf import settings
+
+    from keyhouse.ops.metrics_dir import child_exit
+
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     KeyhouseServer(
         {
@@ -103,8 +136,9 @@ def serve(host: str, port: int, workers: int) -> None:
             "when_ready": _when_ready,
             "pre_fork": _pre_fork,
             "post_fork": _post_fork(workers),  # each worker's hashing slots
+            "worker_exit": _worker_exit,  # the budget, when the master was killed
             # ops: multiprocess metrics (ops/metrics_dir.py)
             "child_exit": child_exit,
-            "on_exit": on_exit,
+            "on_exit": _on_exit(on_exit),
         }
     ).run()
