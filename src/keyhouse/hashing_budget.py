@@ -20,10 +20,17 @@ together never run more computations than there are slots (docs/decisions.md,
 - *countable*: the kernel knows how many threads wait on it, machine-wide
   (``GETNCNT``), which the hashing gate needs for its 503 estimate.
 
-Hand-written over ctypes because the standard library has no System V IPC; the
-calls are XSI and Linux's ABI for them is stable. Linux only (``semtimedop``):
-elsewhere ``create`` raises BudgetUnavailable and the server falls back to a
-share of the cores per worker (keyhouse/hashing_slots.py).
+Hand-written over ctypes because the standard library has no System V IPC and
+the library that wraps it, ``sysv_ipc`` on PyPI, cannot bound a wait here: its
+Linux wheels (1.2.0, the only release with a wheel for CPython 3.11 on Linux)
+are built without ``semtimedop`` (``sysv_ipc.SEMAPHORE_TIMEOUT_SUPPORTED`` is
+False, its issue #69), and it then treats every timeout, zero included, as
+infinite (documented; tried: ``acquire(0.2)`` on an empty semaphore never
+returned). A login would wait for a slot forever instead of HASHING_MAX_WAIT.
+Worth switching once its wheels report timeouts supported. The calls are XSI
+and Linux's ABI for them is stable. Linux only (``semtimedop``): elsewhere
+``create`` raises BudgetUnavailable and the server falls back to a share of the
+cores per worker (keyhouse/hashing_slots.py).
 """
 
 from __future__ import annotations
