@@ -69,7 +69,7 @@ bench: $(VENV)/.installed
 
 # Instructions per login (outside Argon2) and per users/me, by phase, counted by
 # valgrind's callgrind (Debian's; installed if missing): repeatable where seconds
-# are not (docs/performance.md, "Instruction counts"). About 5 minutes.
+# are not (docs/performance.md, "Instruction counts"). 5-9 minutes.
 bench-cost: $(VENV)/.installed
 	@if [ ! -x /usr/bin/valgrind ]; then \
 	    echo "bench-cost: installing valgrind from Debian"; \

@@ -239,7 +239,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"| against the before figures ({_k(BEFORE['login'])}, {_k(BEFORE['me'])}) | "
         f"{login['against_before_percent']:+} % | {me['against_before_percent']:+} % |",
         "",
-        f"Target, {TARGET_CUT:.0%} under the before figures: login outside Argon2 "
+        f"Target, {TARGET_CUT * 100:.0f} % under the before figures: login outside Argon2 "
         f"{'MET' if login['target_met'] else 'NOT MET'}, users/me "
         f"{'MET' if me['target_met'] else 'NOT MET'}.",
         "",
