@@ -8,7 +8,7 @@ PORT ?= 9991
 # The clients' venv (zulip-term 0.7.0 wants Python < 3.11; see tests/e2e/README.md).
 CLIENTS_VENV := .venv-clients
 
-.PHONY: serve test test-fast bench lint clients services clean
+.PHONY: serve test test-fast bench bench-cost lint clients services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,18 @@ test-fast: $(VENV)/.installed
 bench: $(VENV)/.installed
 	PYTHON=$(PYTHON) bash bench/setup.sh
 	$(BIN)/python bench/run.py
+
+# Instructions per login (outside Argon2) and per users/me, by phase, counted by
+# valgrind's callgrind (Debian's; installed if missing): repeatable where seconds
+# are not (docs/performance.md, "Instruction counts"). 5-9 minutes.
+bench-cost: $(VENV)/.installed
+	@if [ ! -x /usr/bin/valgrind ]; then \
+	    echo "bench-cost: installing valgrind from Debian"; \
+	    SUDO=""; if [ "$$(id -u)" -ne 0 ]; then SUDO=sudo; fi; \
+	    $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq valgrind >/dev/null; \
+	fi
+	$(BIN)/python bench/cost.py
 
 # ruff over everything; mypy (with django-stubs, config in pyproject.toml) over src/.
 lint: $(VENV)/.installed

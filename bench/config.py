@@ -96,3 +96,49 @@ class Config:
         # The rest of the smallest growth size; at least enough that spreading the
         # users/me load keeps every user under api_by_user (200 / min).
         return max(200, self.growth_sizes[0] - self.login_users)
+
+
+@dataclass
+class CostConfig:
+    """`make bench-cost`'s knobs (BENCH_COST_*) and the request sequence they make.
+
+    One server run sends, on one keep-alive connection: ``warmup`` logins,
+    ``logins`` measured ones and one more; then ``warmup`` users/me, ``me``
+    measured ones and two more. The request after the last measured one of
+    each kind closes the measured ones' stretches on the threads that mark
+    only when work reaches them (bench/cost_probe.py); the very last one
+    makes the probe write its log.
+    """
+
+    warmup: int = field(default_factory=lambda: _env_int("BENCH_COST_WARMUP", 10))
+    logins: int = field(default_factory=lambda: _env_int("BENCH_COST_LOGINS", 12))
+    me: int = field(default_factory=lambda: _env_int("BENCH_COST_ME", 40))
+    repeats: int = field(default_factory=lambda: _env_int("BENCH_COST_REPEATS", 2))
+    jobs: int = field(default_factory=lambda: _env_int("BENCH_COST_JOBS", min(2, CORES)))
+    keep_profiles: bool = field(default_factory=lambda: os.environ.get("BENCH_COST_KEEP") == "1")
+
+    @property
+    def login_window(self) -> range:
+        """The measured logins' request numbers (the probe counts from 1)."""
+        return range(self.warmup + 1, self.warmup + self.logins + 1)
+
+    @property
+    def me_window(self) -> range:
+        start = self.login_window.stop + 1 + self.warmup
+        return range(start, start + self.me)
+
+    @property
+    def first_marked(self) -> int:
+        return self.login_window.start
+
+    @property
+    def final(self) -> int:
+        return self.me_window.stop + 1
+
+    @property
+    def login_requests(self) -> int:
+        return self.login_window.stop
+
+    @property
+    def me_requests(self) -> int:
+        return self.final - self.login_requests

@@ -92,7 +92,8 @@ def _fresh_dirs(out: Path) -> None:
     (out / "logs").mkdir(exist_ok=True)
 
 
-def _seed_keyhouse(cfg: Config, kh_data: Path) -> dict[str, Any]:
+def seed_keyhouse(kh_data: Path, login_users: int, api_users: int) -> dict[str, Any]:
+    """A new keyhouse data dir with the root realm and seed.py's users (bench/cost.py too)."""
     kh_env = child_env(KEYHOUSE_DATA_DIR=str(kh_data))
     subprocess.run(
         [str(VENV_BIN / "keyhouse"), "realm", "create", "--subdomain", "", "--name", "Bench"],
@@ -107,9 +108,9 @@ def _seed_keyhouse(cfg: Config, kh_data: Path) -> dict[str, Any]:
             str(BENCH / "seed.py"),
             "init",
             "--login-users",
-            str(cfg.login_users),
+            str(login_users),
             "--api-users",
-            str(cfg.api_users),
+            str(api_users),
             "--password",
             PASSWORD,
         ],
@@ -175,7 +176,7 @@ def prepare(cfg: Config, out: Path) -> Prepared:
     """Empty data dirs, both servers seeded alike, and the request files wrk cycles through."""
     _fresh_dirs(out)
     kh_data, peer_data = out / "keyhouse-data", out / "peer-data"
-    seed = _seed_keyhouse(cfg, kh_data)
+    seed = seed_keyhouse(kh_data, cfg.login_users, cfg.api_users)
     a = seed["argon2"]
     argon2_env = {
         "KEYHOUSE_ARGON2_MEMORY_COST": str(a["memory_cost"]),

@@ -73,6 +73,7 @@ class Server:
         ready_path: str,
         workers: int,
         cwd: Path | None = None,
+        ready_timeout: float = 60.0,
     ) -> None:
         self.name, self.port, self.log, self.workers = name, port, log, workers
         self._log = log.open("ab")
@@ -84,7 +85,7 @@ class Server:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self._wait_ready(ready_path)
+        self._wait_ready(ready_path, ready_timeout)
 
     @property
     def pid(self) -> int:
