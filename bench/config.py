@@ -25,7 +25,7 @@ def _env_int(name: str, default: int) -> int:
 
 # The stages run.py runs, in this order; BENCH_STAGES picks some (overload needs
 # side_by_side, whose Argon2 bound sets the flood's rate).
-STAGES = ("side_by_side", "overload", "growth", "gateway")
+STAGES = ("side_by_side", "overload", "growth", "gateway", "fleet")
 
 
 def _stages() -> list[str]:
@@ -40,6 +40,11 @@ def _stages() -> list[str]:
 
 def _growth_sizes() -> list[int]:
     return [int(x) for x in os.environ.get("BENCH_GROWTH_SIZES", "1000,10000,100000").split(",")]
+
+
+def _pg_growth_sizes() -> list[int]:
+    # Not 100 000 by default: see docs/performance.md's "Fleet" (seeding time on PG).
+    return [int(x) for x in os.environ.get("BENCH_PG_GROWTH_SIZES", "1000,10000").split(",") if x]
 
 
 @dataclass
@@ -59,6 +64,20 @@ class Config:
     )
     growth_sizes: list[int] = field(default_factory=_growth_sizes)
     stages: list[str] = field(default_factory=_stages)
+    # The fleet stage: workers per server (two servers share the machine's cores),
+    # and the growth sizes on PostgreSQL (empty: no PG growth runs).
+    fleet_workers: int = field(default_factory=lambda: _env_int("BENCH_FLEET_WORKERS", 0))
+    pg_growth_sizes: list[int] = field(default_factory=_pg_growth_sizes)
+
+    @property
+    def workers_per_fleet_server(self) -> int:
+        """BENCH_FLEET_WORKERS, or half the workers: the machine runs as many as alone."""
+        return self.fleet_workers or max(1, self.workers // 2)
+
+    @property
+    def fleet_login_levels(self) -> list[int]:
+        """The login concurrencies that split over two servers (one connection cannot)."""
+        return [c for c in self.levels if c >= 2]
 
     @property
     def run_seconds(self) -> int:

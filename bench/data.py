@@ -84,7 +84,7 @@ def snapshot_data_dir(source: Path, dest: Path) -> None:
 
 
 def _fresh_dirs(out: Path) -> None:
-    for d in ("keyhouse-data", "peer-data", "requests"):
+    for d in ("keyhouse-data", "peer-data", "requests", "fleet"):
         shutil.rmtree(out / d, ignore_errors=True)
     for grown in out.glob("growth-*"):
         shutil.rmtree(grown, ignore_errors=True)
@@ -92,9 +92,12 @@ def _fresh_dirs(out: Path) -> None:
     (out / "logs").mkdir(exist_ok=True)
 
 
-def seed_keyhouse(kh_data: Path, login_users: int, api_users: int) -> dict[str, Any]:
-    """A new keyhouse data dir with the root realm and seed.py's users (bench/cost.py too)."""
-    kh_env = child_env(KEYHOUSE_DATA_DIR=str(kh_data))
+def seed_keyhouse(kh_data: Path, login_users: int, api_users: int, **env: str) -> dict[str, Any]:
+    """A new keyhouse data dir with the root realm and seed.py's users (bench/cost.py too).
+
+    ``env`` adds settings, e.g. KEYHOUSE_DATABASE_URL to seed a PostgreSQL database.
+    """
+    kh_env = child_env(KEYHOUSE_DATA_DIR=str(kh_data), **env)
     subprocess.run(
         [str(VENV_BIN / "keyhouse"), "realm", "create", "--subdomain", "", "--name", "Bench"],
         env=kh_env,
@@ -172,6 +175,20 @@ def _write_request_files(r: Path, seed: dict[str, Any], peer: dict[str, Any]) ->
     }
 
 
+def keyhouse_request_files(r: Path, seed: dict[str, Any]) -> dict[str, Path]:
+    """keyhouse's login, users/me and fixed-user users/me files alone (the fleet stage)."""
+    r.mkdir(parents=True, exist_ok=True)
+    login = ("POST", "/api/v1/fetch_api_key", "Content-Type", FORM)
+    me = ("GET", "/api/v1/users/me", "Authorization")
+    return {
+        "kh_login": write_requests(
+            r / "kh_login.tsv", [(*login, login_body(e)) for e in seed["login"]]
+        ),
+        "kh_me": write_requests(r / "kh_me.tsv", [(*me, basic(e, k), "") for e, k in seed["api"]]),
+        "kh_me_fixed": write_requests(r / "kh_me_fixed.tsv", [(*me, basic(*seed["api"][0]), "")]),
+    }
+
+
 def prepare(cfg: Config, out: Path) -> Prepared:
     """Empty data dirs, both servers seeded alike, and the request files wrk cycles through."""
     _fresh_dirs(out)
@@ -183,11 +200,17 @@ def prepare(cfg: Config, out: Path) -> Prepared:
         "KEYHOUSE_ARGON2_TIME_COST": str(a["time_cost"]),
         "KEYHOUSE_ARGON2_PARALLELISM": str(a["parallelism"]),
     }
-    peer = _seed_peer(cfg, peer_data, argon2_env)
     kh_params = seed["password_hash"].split("$")[3]
-    peer_params = peer["password_hash"].split("$")[3]
-    if kh_params != peer_params:
-        raise RuntimeError(f"Argon2 parameters differ: keyhouse {kh_params}, peer {peer_params}")
+    # Only these stages run the peer: without them (BENCH_STAGES=fleet, say) it is not seeded.
+    if {"side_by_side", "gateway"} & set(cfg.stages):
+        peer = _seed_peer(cfg, peer_data, argon2_env)
+        peer_params = peer["password_hash"].split("$")[3]
+        if kh_params != peer_params:
+            raise RuntimeError(
+                f"Argon2 parameters differ: keyhouse {kh_params}, peer {peer_params}"
+            )
+    else:
+        peer = {"login": [], "api": [], "password_hash": ""}
     setup = {
         "cores": CORES,
         "workers": cfg.workers,

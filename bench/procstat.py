@@ -126,8 +126,9 @@ class CpuMeter:
     """CPU use over a stretch of time, in cores: the server tree, this process and
     its waited-for children (the load generators), and everything else on the machine."""
 
-    def __init__(self, server_root: int) -> None:
-        self.server_root = server_root
+    def __init__(self, server_root: int, *more_roots: int) -> None:
+        # Several roots (the fleet stage's servers) count as one server, in that order.
+        self.roots = (server_root, *more_roots)
 
     def _self_and_children(self) -> float:
         t = os.times()
@@ -135,8 +136,10 @@ class CpuMeter:
 
     def __enter__(self) -> CpuMeter:
         # Master first, then the workers oldest first (placement.py's order).
-        tree = process_tree(self.server_root)
-        self._pids = [tree[0], *sorted(tree[1:])]
+        self._pids = []
+        for root in self.roots:
+            tree = process_tree(root)
+            self._pids += [tree[0], *sorted(tree[1:])]
         self._server0 = cpu_by_pid(self._pids)
         self._client0 = self._self_and_children()
         self._machine0 = machine_busy_seconds()

@@ -260,6 +260,17 @@ def unplaced_runs(results: Results) -> list[str]:
         for i, x in enumerate(g["rounds"])
         if not x["placement"].get("placed", True)
     ]
+    for side_name, side in (results.get("fleet") or {}).items():
+        if side_name == "pg_growth" or not side:
+            continue
+        missed += [
+            f"fleet {side_name} {what} ({run['placement']})"
+            for what, run in [
+                *((f"logins c={x['connections']}", x) for x in side["logins"]),
+                *((f"API round {i + 1}", x) for i, x in enumerate(side["api"]["rounds"])),
+            ]
+            if not run["placement"].get("placed", True)
+        ]
     if not missed:
         return []
     return [
@@ -277,6 +288,10 @@ def _all_cpu(results: Results) -> list[dict[str, Any]]:
     if "overload" in r:
         runs.append(r["overload"])
     runs += r.get("growth", {}).get("rows", [])
+    if "fleet" in r:
+        for side in (r["fleet"]["postgres_redis"], r["fleet"]["sqlite"]):
+            runs += [*side["logins"], side["api"]]
+        runs += (r["fleet"].get("pg_growth") or {}).get("rows", [])
     if "gateway" in r:
         runs += list(r["gateway"]["api"].values())
         runs += [run for paths in r["gateway"]["proxy"].values() for run in paths.values()]
@@ -345,6 +360,82 @@ def gateway(results: Results) -> list[str]:
     return lines
 
 
+def _cost_cells(run: Run) -> str:
+    """PostgreSQL transactions, rows fetched / written, CPU ms; Redis commands, CPU ms."""
+    c = run.get("shared_cost")
+    if c is None:
+        return "- | - | - | - | -"
+    return (
+        f"{c['pg_transactions']} | {c['pg_tup_fetched']} / {c['pg_rows_written']} | "
+        f"{c['pg_cpu_ms']} | {c['redis_commands']} | {c['redis_cpu_ms']}"
+    )
+
+
+def _fleet_row(label: str, run: Run, login: bool) -> str:
+    ratio = f"{run['ratio_to_bound']} (bound {run['bound_per_s']})" if login else "-"
+    return (
+        f"| {label} | {run['connections']} | {run['ok_per_s']} | {ratio} | {run['p50_ms']} | "
+        f"{run['p99_ms']} | {non200(run)} | {_cost_cells(run)} | "
+        f"{run['cpu']['server_cores']} / {run['cpu']['loadgen_cores']} / "
+        f"{run['cpu']['other_cores']} |"
+    )
+
+
+def fleet(results: Results) -> list[str]:
+    """Two servers on PostgreSQL + Redis beside the SQLite default, and growth on PostgreSQL."""
+    fl = results["fleet"]
+    pr, sq = fl["postgres_redis"], fl["sqlite"]
+    lines = [
+        f"### Fleet: two `keyhouse serve` ({pr['workers_per_server']} workers each) on one "
+        f"PostgreSQL database and one Redis, beside SQLite (one server, "
+        f"{sq['workers_per_server']} workers; {sq['source']})",
+        "",
+        "Each load split in half over the two servers, at once; the bound is the machine's "
+        "cores still (both servers hash on them). Per request: PostgreSQL transactions "
+        "(autocommit: one per statement outside `atomic()`), rows fetched / written and "
+        "backend CPU; Redis commands and CPU. CPU srv/gen/other: both servers / wrk / the "
+        "rest, PostgreSQL and Redis included.",
+        "",
+        "| configuration, load | connections | ok/s | / bound | p50 ms | p99 ms | non-200 | "
+        "PG xact/req | PG rows fetched / written per req | PG CPU ms/req | Redis cmds/req | "
+        "Redis CPU ms/req | CPU srv/gen/other |",
+        "|---|---:|---:|---|---:|---:|---|---:|---|---:|---:|---:|---|",
+    ]
+    for name, side in (("PG + Redis, 2 servers", pr), ("SQLite, 1 server", sq)):
+        lines += [_fleet_row(f"{name}, logins", r, True) for r in side["logins"]]
+        lines.append(_fleet_row(f"{name}, users/me ({rounds(side['api'])})", side["api"], False))
+    me_cost = pr["api"].get("shared_cost", {})
+    by_cmd = ", ".join(f"{k} {v}" for k, v in me_cost.get("redis_by_command", {}).items())
+    login_costs = [r["shared_cost"] for r in pr["logins"] if "shared_cost" in r]
+    login_cmds = ", ".join(
+        f"{k} {v}" for k, v in (login_costs[-1]["redis_by_command"] if login_costs else {}).items()
+    )
+    lines += [
+        "",
+        f"Redis commands per users/me: {by_cmd or '-'}; per login (top concurrency): "
+        f"{login_cmds or '-'}.",
+    ]
+    gr = fl.get("pg_growth")
+    if gr:
+        lines += [
+            "",
+            "#### Growth on PostgreSQL: `GET /api/v1/users/me` for one fixed user, no Redis "
+            "(its cache would answer every request), rate limits off",
+            "",
+            "| users | ok/s | p50 ms | p99 ms | non-200 | insert s | CPU srv/gen/other | "
+            "lookup plan |",
+            "|---:|---:|---:|---:|---|---:|---|---|",
+        ]
+        for g in gr["rows"]:
+            plan = " ".join(g["lookup_plan"].split())
+            lines.append(
+                f"| {g['users']} | {g['ok_per_s']} ({rounds(g)}) | {g['p50_ms']} | "
+                f"{g['p99_ms']} | {non200(g)} | {g['insert_seconds']} | {cpu(g)} | `{plan}` |"
+            )
+        lines += ["", f"Largest / smallest size throughput: {gr['last_to_first']} (flat is 1.0)."]
+    return lines
+
+
 def setup_line(results: Results, run_seconds: int) -> list[str]:
     """The heading of a run without side_by_side (no Argon2 bound was sampled)."""
     s = results["setup"]
@@ -366,6 +457,7 @@ def markdown(results: Results, cfg: Config) -> str:
         overload(results, cfg.flood_factor) if "overload" in results else [],
         growth(results) if "growth" in results else [],
         gateway(results) if "gateway" in results else [],
+        fleet(results) if "fleet" in results else [],
         memory_and_legend(results) if full else [],
         unplaced_runs(results),
         busy_warning(results),

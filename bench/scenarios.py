@@ -251,10 +251,6 @@ def growth(cfg: Config, data: Prepared) -> Figures:
         )
         data_dirs[size] = data.out / f"growth-{size}"
         snapshot_data_dir(data.kh_data, data_dirs[size])
-    rounds: dict[int, list[Figures]] = {size: [] for size in cfg.growth_sizes}
-    round_seconds = max(1, round(cfg.seconds / 2))
-    c = cfg.api_connections
-    fixed = data.requests["kh_me_fixed"]
     with contextlib.ExitStack() as stack:
         servers = {
             # One fixed user, so api_by_user (200/min) would refuse the run: limits off.
@@ -269,20 +265,33 @@ def growth(cfg: Config, data: Prepared) -> Figures:
             )
             for size in cfg.growth_sizes
         }
-        for server in servers.values():
-            warm(server.port, fixed)
-        for size in [*cfg.growth_sizes, *reversed(cfg.growth_sizes)]:
-            server = servers[size]
-            r = closed_loop(
-                server.pid, server.port, fixed, c, min(c, cfg.wrk_threads), round_seconds
-            )
-            log(
-                f"growth {grown_at[size]['users']} users: {r['ok_per_s']}/s ok, "
-                f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms"
-            )
-            rounds[size].append(r)
+        return growth_rounds(cfg, servers, data.requests["kh_me_fixed"], grown_at)
+
+
+def growth_rounds(
+    cfg: Config, servers: dict[int, Server], fixed: Path, grown_at: dict[int, dict[str, Any]]
+) -> Figures:
+    """users/me for one user on each size's server, smallest to largest and back.
+
+    ``grown_at`` is seed.py grow's JSON for each size; the result is results.json's
+    "growth" (the fleet stage's PostgreSQL growth too).
+    """
+    sizes = list(servers)
+    rounds: dict[int, list[Figures]] = {size: [] for size in sizes}
+    round_seconds = max(1, round(cfg.seconds / 2))
+    c = cfg.api_connections
+    for server in servers.values():
+        warm(server.port, fixed)
+    for size in [*sizes, *reversed(sizes)]:
+        server = servers[size]
+        r = closed_loop(server.pid, server.port, fixed, c, min(c, cfg.wrk_threads), round_seconds)
+        log(
+            f"growth {grown_at[size]['users']} users: {r['ok_per_s']}/s ok, "
+            f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms"
+        )
+        rounds[size].append(r)
     rows = []
-    for size in cfg.growth_sizes:
+    for size in sizes:
         row = merge_rounds(rounds[size])
         grown = grown_at[size]
         row["users"] = grown["users"]
