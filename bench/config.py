@@ -43,8 +43,11 @@ def _growth_sizes() -> list[int]:
 
 
 def _pg_growth_sizes() -> list[int]:
-    # Not 100 000 by default: see docs/performance.md's "Fleet" (seeding time on PG).
-    return [int(x) for x in os.environ.get("BENCH_PG_GROWTH_SIZES", "1000,10000").split(",") if x]
+    # The same sizes as on SQLite unless told (empty: none); 100 000 users seed in ~9 s on PG.
+    sizes = os.environ.get("BENCH_PG_GROWTH_SIZES")
+    if sizes is None:
+        return _growth_sizes()
+    return [int(x) for x in sizes.split(",") if x.strip()]
 
 
 @dataclass

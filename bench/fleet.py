@@ -40,10 +40,20 @@ from measure import (
 from placement import plan
 from procstat import CpuMeter
 from scenarios import growth_rounds
-from servers import BENCH, VENV_BIN, Server, child_env, free_port, keyhouse_server, run_json
+from servers import (
+    BENCH,
+    VENV_BIN,
+    Server,
+    child_env,
+    free_port,
+    keyhouse_server,
+    run_json,
+    wrk,
+)
 from shared_services import (
     Ledger,
     RedisServer,
+    analyze,
     create_database,
     drop_database,
     throwaway_database,
@@ -174,8 +184,12 @@ def _two_servers(cfg: Config, data: Prepared, root: Path) -> Figures:
             for i in range(2)
         ]
         reqs = {"login": _halves(files["kh_login"], 2), "me": _halves(files["kh_me"], 2)}
+        # Every gunicorn thread the loads will use opens its PostgreSQL connection
+        # now (each new backend reads thousands of catalog rows), not in a measured run.
+        busiest = max(cfg.api_connections, max(cfg.fleet_login_levels)) // 2
         for server, login, me in zip(servers, reqs["login"], reqs["me"], strict=True):
             warm(server.port, login, me)
+            wrk(server.port, me, busiest, busiest, 2)
         bound = ArgonBound(seed["password_hash"], max(2.0, cfg.seconds / 2))
         side = measure_side(cfg, servers, reqs, bound, Ledger(db, redis_server))
         side["workers_per_server"] = workers
@@ -240,6 +254,7 @@ def pg_growth(cfg: Config, data: Prepared, root: Path) -> Figures | None:
                 child_env(KEYHOUSE_DATA_DIR=str(root / "growth-seed"), **env),
             )
             log(f"fleet PG growth: {size} users in {grown_at[size]['insert_seconds']} s")
+            analyze(base)
             copy = create_database(f"{base.name}_{size}", template=base.name)
             stack.callback(drop_database, copy)
             urls[size] = copy.url

@@ -156,6 +156,12 @@ class RedisServer:
         self.stop()
 
 
+def analyze(db: Database) -> None:
+    """Fresh planner statistics, as autovacuum would give a settled database."""
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
 def pg_counters(db: Database) -> dict[str, int]:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         row = conn.execute(
