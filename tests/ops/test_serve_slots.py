@@ -1,7 +1,7 @@
 """``keyhouse serve`` splits the cores between its workers' hashing slots (hashing_slots.py).
 
-The split is told to each worker after the fork (ops/serve.py's post_fork hook);
-the settings are never changed at run time.
+The split is told to each worker after the fork (gunicorn's post_fork hook,
+granian's worker loader); the settings are never changed at run time.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from pytest_django.fixtures import Settings
 
 from keyhouse.hashing_slots import hashing_slots, hashing_slots_per_worker, share_cores_among
-from keyhouse.ops.serve import _post_fork
+from keyhouse.ops.gunicorn_server import _post_fork
 
 
 @pytest.fixture(autouse=True)
@@ -37,6 +37,16 @@ def test_a_forked_worker_takes_its_share_when_unset(settings: Settings) -> None:
     _post_fork(2)(None, None)  # what gunicorn calls in each new worker
     assert hashing_slots() == math.ceil((os.cpu_count() or 1) / 2)
     assert settings.HASHING_SLOTS == 0  # the setting itself is untouched
+
+
+def test_a_granian_worker_takes_its_share_when_unset(settings: Settings) -> None:
+    pytest.importorskip("granian")
+    from keyhouse.ops.granian_server import worker_app
+
+    settings.HASHING_SLOTS = 0
+    worker_app(2, access_log=False)  # what granian calls in each new worker
+    assert hashing_slots() == math.ceil((os.cpu_count() or 1) / 2)
+    assert settings.HASHING_SLOTS == 0
 
 
 def test_the_operators_slots_win(settings: Settings) -> None:

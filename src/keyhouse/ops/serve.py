@@ -1,110 +1,64 @@
-"""Serve the WSGI app with gunicorn, configured in-process (no config file to find)."""
+"""``keyhouse serve``: prepare the process, then hand the WSGI app to gunicorn or granian.
+
+What must hold under either server is done here or in ops/server_policy.py: the
+metrics directory set before the fork, no database connection across it, the
+same workers, threads, timeouts and backlog. Each server's own module turns that
+into its configuration (ops/gunicorn_server.py, ops/granian_server.py).
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
-from collections.abc import Callable
-from typing import Any
 
-from gunicorn.app.base import BaseApplication
-
-from keyhouse.hashing_slots import hashing_slots_per_worker, share_cores_among
-from keyhouse.ops.access_log import ACCESS_LOG_FORMAT, AccessLogger
+from keyhouse.hashing_slots import hashing_slots_per_worker
+from keyhouse.ops.server_policy import close_db_connections
 
 # hashing_slots_per_worker: bench/run.py reads it from here.
-__all__ = ["KeyhouseServer", "default_workers", "hashing_slots_per_worker", "serve"]
+__all__ = ["ServerUnavailable", "default_workers", "hashing_slots_per_worker", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+class ServerUnavailable(Exception):
+    """The chosen server is not installed; ``str()`` is the line for the operator."""
 
 
 def default_workers() -> int:
     return max(2, os.cpu_count() or 1)
 
 
-class KeyhouseServer(BaseApplication):
-    def __init__(self, options: dict[str, Any]) -> None:
-        self.options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            if key in self.cfg.settings:  # e.g. the control socket exists from gunicorn 25 on
-                self.cfg.set(key, value)
-
-    def load(self) -> Any:
-        from keyhouse.wsgi import application
-
-        return application
+def check_server(server: str) -> None:
+    """Refuse, before anything starts, a server whose package is missing."""
+    if server == "granian" and importlib.util.find_spec("granian") is None:
+        raise ServerUnavailable(
+            "SERVER is granian, which is not installed (pip install 'keyhouse[granian]')"
+        )
 
 
-def _post_fork(workers: int) -> Callable[[Any, Any], None]:
-    """gunicorn's post_fork hook: the new worker takes its share of the cores' hashing slots.
-
-    Told to the hashing module, never written into the settings (keyhouse/hashing_slots.py).
-    """
-
-    def post_fork(server: Any, worker: Any) -> None:
-        share_cores_among(workers)
-
-    return post_fork
-
-
-def close_db_connections() -> None:
-    """Close every database connection this process holds, before gunicorn forks.
-
-    SQLite must not see a connection cross ``fork()`` (sqlite.org/howtocorrupt.html,
-    2.6): its POSIX locks belong to the process and are not inherited, yet the
-    child inherits the in-memory record that it holds them. Workers forked while
-    the master kept its ``migrate`` connection then never took the WAL index's
-    "in use" lock themselves; after a kill -9 of the master the next process to
-    open the database took itself to be alone, reset the WAL index under a live
-    worker and lost or damaged committed pages (tests/ops/test_sqlite_crash.py).
-    On PostgreSQL a shared socket would interleave two processes' protocol.
-    """
-    from django.db import connections
-
-    connections.close_all()
-
-
-def _pre_fork(server: Any, worker: Any) -> None:
-    # Guard for whatever opened a connection in the master after startup.
-    close_db_connections()
-
-
-def _when_ready(server: Any) -> None:
-    close_db_connections()
-
-
-def serve(host: str, port: int, workers: int) -> None:
+def serve(host: str, port: int, workers: int, server: str | None = None) -> None:
     from django.conf import settings
 
-    from keyhouse.ops.metrics_dir import child_exit, prepare_metrics_dir
+    from keyhouse.ops.metrics_dir import prepare_metrics_dir
 
+    chosen = server or settings.SERVER
+    check_server(chosen)
     on_exit = prepare_metrics_dir()  # ops: before the fork and before prometheus_client loads
     close_db_connections()  # the CLI's migrate left one open; none may cross fork()
+    json_logs = settings.LOG_FORMAT == "json"
+    if chosen == "granian":
+        from keyhouse.ops import granian_server
+
+        if settings.TRUSTED_PROXIES:
+            log.warning(
+                "granian passes on request headers whose names hold underscores "
+                "(X_Forwarded_For reads as X-Forwarded-For): the proxies in "
+                "TRUSTED_PROXIES must drop them (nginx does by default; docs/decisions.md)"
+            )
+        granian_server.run(host, port, workers, settings.SERVER_THREADS, json_logs, on_exit)
+        return
+    from keyhouse.ops import gunicorn_server
+
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    KeyhouseServer(
-        {
-            "bind": [bind],
-            "workers": workers,
-            # Threads, so that API-key requests are served while logins wait for
-            # the hashing pool (Argon2 releases the GIL while it works).
-            # gthread, draining its queued connections on SIGTERM (ops/draining_worker.py).
-            "worker_class": "keyhouse.ops.draining_worker.DrainingThreadWorker",
-            "threads": settings.SERVER_THREADS,
-            "timeout": 60,
-            "graceful_timeout": 20,
-            # In JSON mode the app logs each request itself (ops/request_log.py).
-            "accesslog": None if settings.LOG_FORMAT == "json" else "-",
-            "access_log_format": ACCESS_LOG_FORMAT,
-            "logger_class": AccessLogger,
-            # gunicorn's control socket defaults to one path per user; two
-            # servers (tests, scale-out on one host) would fight over it.
-            "control_socket_disable": True,
-            "proc_name": "keyhouse",
-            "when_ready": _when_ready,
-            "pre_fork": _pre_fork,
-            "post_fork": _post_fork(workers),  # each worker's hashing slots
-            # ops: multiprocess metrics (ops/metrics_dir.py)
-            "child_exit": child_exit,
-            "on_exit": on_exit,
-        }
-    ).run()
+    gunicorn_server.run(bind, workers, settings.SERVER_THREADS, json_logs, on_exit)
