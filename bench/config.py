@@ -25,7 +25,7 @@ def _env_int(name: str, default: int) -> int:
 
 # The stages run.py runs, in this order; BENCH_STAGES picks some (overload needs
 # side_by_side, whose Argon2 bound sets the flood's rate).
-STAGES = ("side_by_side", "overload", "growth", "gateway")
+STAGES = ("side_by_side", "overload", "growth", "gateway", "serving")
 
 
 def _stages() -> list[str]:
@@ -73,6 +73,11 @@ class Config:
     def levels(self) -> list[int]:
         """The login concurrencies: one connection, then 2 and 8 per core."""
         return sorted({1, 2 * CORES, 8 * CORES})
+
+    @property
+    def serving_levels(self) -> list[int]:
+        """The login concurrencies of the serving-stack comparison: 2 and 8 per core."""
+        return sorted({2 * CORES, 8 * CORES})
 
     @property
     def login_users(self) -> int:

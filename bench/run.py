@@ -9,7 +9,7 @@ the flood 20 s, the whole run about 3 minutes after setup). Other knobs:
 BENCH_WORKERS (default: cores), BENCH_GROWTH_SIZES (default 1000,10000,100000),
 BENCH_FLOOD_SECONDS, BENCH_FLOOD_FACTOR (4), BENCH_FLOOD_API_RATE (20/s),
 BENCH_API_CONNECTIONS (8 x cores), BENCH_WRK_THREADS (1, for API runs),
-BENCH_STAGES (side_by_side,overload,growth,gateway: which stages run).
+BENCH_STAGES (side_by_side,overload,growth,gateway,serving: which stages run).
 KEYHOUSE_ARGON2_* and the other KEYHOUSE_* tuning variables pass through to
 keyhouse; the Argon2 ones to the peer as well.
 
@@ -68,6 +68,9 @@ def run(cfg: Config, out: Path) -> dict[str, Any]:
     if "gateway" in cfg.stages:
         with _stage("gateway", stage_seconds):
             results["gateway"] = scenarios.gateway(cfg, data)
+    if "serving" in cfg.stages:
+        with _stage("serving", stage_seconds):
+            results["serving"] = scenarios.serving(cfg, data)
     if "side_by_side" in cfg.stages:
         results["targets"] = report.targets(results)
     results["meta"] = {
