@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import socket
 
 from keyhouse.hashing_slots import hashing_slots_per_worker
 from keyhouse.ops.server_policy import close_db_connections
@@ -37,6 +38,24 @@ def check_server(server: str) -> None:
         )
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port some process listens on, as gunicorn does ("Connection in use").
+
+    granian's workers each bind their own socket with SO_REUSEPORT, so a second
+    server started on a taken port would silently share its connections with the
+    first (an old server left running after an upgrade, say). The probe binds
+    with SO_REUSEADDR only, which a listener refuses and a recently closed
+    connection in TIME_WAIT does not.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ServerUnavailable(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 def serve(host: str, port: int, workers: int, server: str | None = None) -> None:
     from django.conf import settings
 
@@ -50,6 +69,7 @@ def serve(host: str, port: int, workers: int, server: str | None = None) -> None
     if chosen == "granian":
         from keyhouse.ops import granian_server
 
+        check_port_free(host, port)
         if settings.TRUSTED_PROXIES:
             log.warning(
                 "granian passes on request headers whose names hold underscores "
