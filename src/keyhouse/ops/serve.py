@@ -70,11 +70,15 @@ def serve(host: str, port: int, workers: int, server: str | None = None) -> None
         from keyhouse.ops import granian_server
 
         check_port_free(host, port)
-        if settings.TRUSTED_PROXIES:
+        if (
+            settings.TRUSTED_PROXIES
+            or settings.USE_X_FORWARDED_HOST
+            or getattr(settings, "SECURE_PROXY_SSL_HEADER", None)  # USE_X_FORWARDED_PROTO
+        ):
             log.warning(
                 "granian passes on request headers whose names hold underscores "
-                "(X_Forwarded_For reads as X-Forwarded-For): the proxies in "
-                "TRUSTED_PROXIES must drop them (nginx does by default; docs/decisions.md)"
+                "(X_Forwarded_For reads as X-Forwarded-For): the proxy in front must "
+                "drop them (nginx does by default, Caddy does not; docs/decisions.md)"
             )
         granian_server.run(host, port, workers, settings.SERVER_THREADS, json_logs, on_exit)
         return
