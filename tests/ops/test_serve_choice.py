@@ -19,4 +19,3 @@ def test_a_port_something_listens_on_is_refused() -> None:
         with pytest.raises(ServerUnavailable, match=f"cannot listen on 127.0.0.1:{port}: "):
             check_port_free("127.0.0.1", port)
     check_port_free("127.0.0.1", port)  # free again
-
