@@ -15,14 +15,14 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,redis,sso,saml,twofactor]'
+	$(BIN)/pip install --quiet -e '.[dev,redis,sso,saml,twofactor,granian]'
 	touch $@
 
 # python-ldap has no wheels: the system headers come first (ensure-services installs
 # them), so only `make test` needs them and `make serve` does not.
 $(VENV)/.installed-ldap: $(VENV)/.installed
 	bash .ci/ensure-services.sh
-	$(BIN)/pip install --quiet -e '.[dev,redis,ldap,postgres,sso,saml,twofactor]'
+	$(BIN)/pip install --quiet -e '.[dev,redis,ldap,postgres,sso,saml,twofactor,granian]'
 	touch $@
 
 # The demo runs in development mode: /api/v1/dev_fetch_api_key and dev_list_users

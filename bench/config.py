@@ -25,11 +25,14 @@ def _env_int(name: str, default: int) -> int:
 
 # The stages run.py runs, in this order; BENCH_STAGES picks some (overload needs
 # side_by_side, whose Argon2 bound sets the flood's rate).
-STAGES = ("side_by_side", "overload", "growth", "gateway", "fleet")
+STAGES = ("side_by_side", "overload", "growth", "gateway", "fleet", "serving")
+# Run only when BENCH_STAGES names them, to keep the default run short.
+OPT_IN_STAGES = ("serving",)
 
 
 def _stages() -> list[str]:
-    chosen = [s.strip() for s in os.environ.get("BENCH_STAGES", ",".join(STAGES)).split(",")]
+    default = ",".join(s for s in STAGES if s not in OPT_IN_STAGES)
+    chosen = [s.strip() for s in os.environ.get("BENCH_STAGES", default).split(",")]
     unknown = sorted(set(chosen) - set(STAGES) - {""})
     if unknown:
         raise SystemExit(f"BENCH_STAGES: unknown stage(s) {', '.join(unknown)}; known: {STAGES}")
@@ -106,6 +109,11 @@ class Config:
             if c >= 2 * self.workers:
                 cases.append((c, "pinned"))
         return cases
+
+    @property
+    def serving_levels(self) -> list[int]:
+        """The login concurrencies of the serving-stack comparison: 2 and 8 per core."""
+        return sorted({2 * CORES, 8 * CORES})
 
     @property
     def login_users(self) -> int:

@@ -214,6 +214,7 @@ def prepare(cfg: Config, out: Path) -> Prepared:
     setup = {
         "cores": CORES,
         "workers": cfg.workers,
+        "server": seed["server"]["server"],
         "threads_per_worker": seed["server"]["threads"],
         # 0: `keyhouse serve` gives each worker its share of the cores.
         # One budget that every worker shares (keyhouse/hashing_slots.py); any one

@@ -292,6 +292,9 @@ def _all_cpu(results: Results) -> list[dict[str, Any]]:
         for side in (r["fleet"]["postgres_redis"], r["fleet"]["sqlite"]):
             runs += [*side["logins"], side["api"]]
         runs += (r["fleet"].get("pg_growth") or {}).get("rows", [])
+    if "serving" in r:
+        for side in r["serving"]["servers"].values():
+            runs += [*side["logins"], side["api"]]
     if "gateway" in r:
         runs += list(r["gateway"]["api"].values())
         runs += [run for paths in r["gateway"]["proxy"].values() for run in paths.values()]
@@ -300,7 +303,9 @@ def _all_cpu(results: Results) -> list[dict[str, Any]]:
 
 def busy_warning(results: Results) -> list[str]:
     """A warning when other processes used over NOISY_OTHER_CORES during any run."""
-    bound = results["argon2_bound"]["other_cores"] if "argon2_bound" in results else 0.0
+    sampled = (results, results.get("serving", {}))
+    bounds = [r["argon2_bound"] for r in sampled if "argon2_bound" in r]
+    bound = max([b["other_cores"] for b in bounds] or [0.0])
     busiest = max([c["other_cores"] for c in _all_cpu(results)] or [0.0])
     if max(busiest, bound) <= NOISY_OTHER_CORES:
         return []
@@ -436,6 +441,64 @@ def fleet(results: Results) -> list[str]:
     return lines
 
 
+def serving(results: Results) -> list[str]:
+    """The serving stack side by side: each app under gunicorn and granian."""
+    sv = results["serving"]
+    servers, levels, b = sv["servers"], sv["levels"], sv["argon2_bound"]
+    level_cols = "".join(f" c={c} ok/s | / bound | p99 ms |" for c in levels)
+    lines = [
+        "### Serving stack: gunicorn vs granian (same workers, threads, timeouts)",
+        "",
+        f"Argon2 bound {b['per_second']}/s ({len(b['samples'])} samples, "
+        f"{b['min_per_second']} to {b['max_per_second']}/s). Logins, then users/me "
+        f"({results['setup']['api_users']} users, each server's figure over 2 rounds). "
+        "Connections land as each server accepts them, not placed on workers "
+        "(bench/placement.py steers gunicorn's shared socket only).",
+        "",
+        f"| server |{level_cols} users/me ok/s | p50 ms | p99 ms | non-200 | CPU srv/gen/other |",
+        "|---|" + "---:|---:|---:|" * len(levels) + "---:|---:|---:|---|---|",
+    ]
+    for name, run in servers.items():
+        cells = "".join(
+            f" {r['ok_per_s']} | {r['ratio_to_bound']} | {r['p99_ms']} |" for r in run["logins"]
+        )
+        a = run["api"]
+        lines.append(
+            f"| {name} |{cells} {a['ok_per_s']} ({rounds(a)}) | {a['p50_ms']} | "
+            f"{a['p99_ms']} | {non200(a)} | {cpu(a)} |"
+        )
+    lines.append("")
+    for app in ("keyhouse", "peer"):
+        gu, gr = servers.get(f"{app}-gunicorn"), servers.get(f"{app}-granian")
+        if gu and gr:
+            best = {
+                k: max(r["ratio_to_bound"] for r in v["logins"])
+                for k, v in (("gunicorn", gu), ("granian", gr))
+            }
+            lines.append(
+                f"- {app}: users/me granian / gunicorn "
+                f"{gr['api']['ok_per_s'] / max(0.1, gu['api']['ok_per_s']):.2f}x; best login "
+                f"ratio gunicorn {best['gunicorn']}, granian {best['granian']}."
+            )
+    for server in ("gunicorn", "granian"):
+        kh, peer = servers.get(f"keyhouse-{server}"), servers.get(f"peer-{server}")
+        if kh and peer:
+            lines.append(
+                f"- under {server}: keyhouse users/me / peer "
+                f"{kh['api']['ok_per_s'] / max(0.1, peer['api']['ok_per_s']):.2f}x."
+            )
+    if sv["not_measured"]:
+        lines.append(
+            f"- not measured: {', '.join(sv['not_measured'])} (bench/.venv-peer lacks the "
+            "server; bench/setup.sh installs it)."
+        )
+    lines.append(
+        "- instructions per request under each server: `make bench-cost` (bench/cost.py)"
+        + (f": {sv['instructions']}" if sv.get("instructions") else ", not part of this run.")
+    )
+    return lines
+
+
 def setup_line(results: Results, run_seconds: int) -> list[str]:
     """The heading of a run without side_by_side (no Argon2 bound was sampled)."""
     s = results["setup"]
@@ -458,6 +521,7 @@ def markdown(results: Results, cfg: Config) -> str:
         growth(results) if "growth" in results else [],
         gateway(results) if "gateway" in results else [],
         fleet(results) if "fleet" in results else [],
+        serving(results) if "serving" in results else [],
         memory_and_legend(results) if full else [],
         unplaced_runs(results),
         busy_warning(results),

@@ -6,7 +6,9 @@
   trickle of users/me alongside;
 - `growth`: users/me for one user at each database size;
 - `gateway`: `/auth/verify` beside users/me and the peer's token GET, and a
-  page through nginx with and without the verify check (docs/gateway.md).
+  page through nginx with and without the verify check (docs/gateway.md);
+- `serving`: keyhouse and the peer each under gunicorn and under granian, with
+  the same workers and threads (docs/decisions.md, "Serving stack").
 
 Each returns its part of results.json; measure.py does the measuring.
 """
@@ -36,11 +38,13 @@ from procstat import CpuMeter, MemorySampler
 from servers import (
     BENCH,
     HOST,
+    HTTP_SERVERS,
     VENV_BIN,
     Server,
     child_env,
     free_port,
     keyhouse_server,
+    peer_has,
     peer_server,
     run_json,
 )
@@ -96,14 +100,17 @@ def _login_levels(
     sides: dict[str, tuple[Server, Path, Path]],
     bound: ArgonBound,
     out: dict[str, dict[str, Any]],
+    cases: list[tuple[int, str | None]] | None = None,
 ) -> None:
-    """Each login case for both servers, between two bound samples, divided by their mean.
+    """Each login case for every server, between two bound samples, divided by their mean.
 
-    A case is a concurrency and where its connections land (cfg.login_cases):
-    balanced over the workers, or pinned to one of them.
+    A case is a concurrency and where its connections land (cfg.login_cases unless
+    ``cases`` is given): balanced over the workers, pinned to one of them, or None,
+    wherever the server's accept puts them (the serving stage: granian's workers
+    each listen on their own SO_REUSEPORT socket, which placement cannot steer).
     """
     before = bound.sample()
-    for i, (c, placement) in enumerate(cfg.login_cases):
+    for i, (c, placement) in enumerate(cfg.login_cases if cases is None else cases):
         order = list(sides) if i % 2 == 0 else list(reversed(sides))
         runs = {}
         for name in order:
@@ -119,7 +126,7 @@ def _login_levels(
             r["bound_per_s"] = round(level_bound, 1)
             r["ratio_to_bound"] = round(r["ok_per_s"] / level_bound, 3)
             log(
-                f"{name} logins c={c} {placement}: {r['ok_per_s']}/s ok, ratio "
+                f"{name} logins c={c} {r['placement']['mode']}: {r['ok_per_s']}/s ok, ratio "
                 f"{r['ratio_to_bound']} (bound {level_bound:.1f}/s), p50 {r['p50_ms']} ms, "
                 f"p99 {r['p99_ms']} ms, statuses {r['statuses']}, "
                 f"held {r['placement'].get('held')}"
@@ -392,3 +399,81 @@ def gateway(cfg: Config, data: Prepared) -> Figures:
     }
     log(f"gateway: nginx -> verify adds {added['p50_ms']} ms (p50) / {added['mean_ms']} ms (mean)")
     return {"api": api, "proxy": proxy, "added": added, "connections": c}
+
+
+def serving(cfg: Config, data: Prepared) -> Figures:
+    """The serving stack side by side: each app under gunicorn and under granian.
+
+    keyhouse (`keyhouse serve --server ...`) and the DRF peer, each under both
+    servers with the same workers, threads, timeouts and backlog
+    (ops/server_policy.py), all four up at once as in `side_by_side`: the logins
+    at 2 and 8 connections per core go server after server between two bound
+    samples (the order reversed from level to level), then users/me in mirrored
+    rounds (each server's figure over its two). Every connection lands where the
+    server's accept puts it, unplaced (bench/placement.py steers gunicorn's
+    shared socket only), and the report says so. The peer under granian needs
+    granian in bench/.venv-peer (bench/setup.sh); without it that column is left
+    out and the results say so.
+
+    Instructions per request under each server are `make bench-cost`'s job
+    (bench/cost.py, counted with callgrind). Its granian figure belongs in this
+    stage's table: run it with KEYHOUSE_SERVER=granian (the peer: the same
+    server switch) and put the count beside each row's seconds here.
+    """
+    bound = ArgonBound(data.seed["password_hash"], max(2.0, cfg.seconds / 2))
+    req = data.requests
+    missing = [f"peer-{s}" for s in HTTP_SERVERS if not peer_has(s)]
+    with contextlib.ExitStack() as stack:
+        sides: dict[str, tuple[Server, Path, Path]] = {}
+        for server in HTTP_SERVERS:
+            kh = keyhouse_server(
+                data.kh_data,
+                free_port(),
+                cfg.workers,
+                data.logs / f"serving-keyhouse-{server}.log",
+                server=server,
+            )
+            sides[f"keyhouse-{server}"] = (stack.enter_context(kh), req["kh_login"], req["kh_me"])
+        for server in HTTP_SERVERS:
+            if f"peer-{server}" in missing:
+                continue
+            peer = peer_server(
+                data.peer_data,
+                free_port(),
+                cfg.workers,
+                data.setup["threads_per_worker"],
+                data.logs / f"serving-peer-{server}.log",
+                data.argon2_env,
+                server=server,
+            )
+            sides[f"peer-{server}"] = (stack.enter_context(peer), req["peer_login"], req["peer_me"])
+        out: dict[str, dict[str, Any]] = {}
+        for name, (srv, login, me) in sides.items():
+            warm(srv.port, login, me)
+            out[name] = {"logins": [], "api": None, "rss_before_mib": rss_mib(srv.pid)}
+        # Connections as they land (no placement): see _login_levels.
+        _login_levels(cfg, sides, bound, out, [(c, None) for c in cfg.serving_levels])
+        c = cfg.api_connections
+        names = list(sides)
+        rounds: dict[str, list[Figures]] = {name: [] for name in names}
+        for name in [*names, *reversed(names)]:
+            srv, _, me = sides[name]
+            r = closed_loop(
+                srv.pid, srv.port, me, c, min(c, cfg.wrk_threads), cfg.run_seconds, None
+            )
+            log(
+                f"serving {name} API c={c}: {r['ok_per_s']}/s ok, p50 {r['p50_ms']} ms, "
+                f"p99 {r['p99_ms']} ms, statuses {r['statuses']}"
+            )
+            rounds[name].append(r)
+        for name, (srv, _, _) in sides.items():
+            out[name]["api"] = merge_rounds(rounds[name])
+            out[name]["rss_after_mib"] = rss_mib(srv.pid)
+    return {
+        "servers": out,
+        "argon2_bound": bound.summary(),
+        "levels": cfg.serving_levels,
+        "not_measured": missing,
+        # Filled by bench/cost.py (make bench-cost) once it counts under each server.
+        "instructions": None,
+    }

@@ -94,6 +94,7 @@ def init(login_users: int, api_users: int, password: str) -> dict[str, object]:
             "parallelism": settings.ARGON2_PARALLELISM,
         },
         "server": {
+            "server": settings.SERVER,  # what the stages other than "serving" run
             "threads": settings.SERVER_THREADS,
             "hashing_slots": settings.HASHING_SLOTS,  # 0: one per core, shared by the workers
             "hashing_max_wait": settings.HASHING_MAX_WAIT,

@@ -60,8 +60,12 @@ def run_json(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> An
     return json.loads(done.stdout)
 
 
+# The HTTP servers the "serving" stage compares (keyhouse's SERVER values).
+HTTP_SERVERS = ("gunicorn", "granian")
+
+
 class Server:
-    """A gunicorn master we started, in its own session so its workers go with it."""
+    """A server's master process we started, in its own session so its workers go with it."""
 
     def __init__(
         self,
@@ -146,7 +150,10 @@ def get_status(port: int, path: str, headers: dict[str, str] | None = None) -> i
         conn.close()
 
 
-def keyhouse_server(data_dir: Path, port: int, workers: int, log: Path, **env: str) -> Server:
+def keyhouse_server(
+    data_dir: Path, port: int, workers: int, log: Path, server: str | None = None, **env: str
+) -> Server:
+    """`keyhouse serve`; under ``server`` if given, else as SERVER (KEYHOUSE_SERVER) says."""
     cmd = [
         str(VENV_BIN / "keyhouse"),
         "serve",
@@ -156,9 +163,10 @@ def keyhouse_server(data_dir: Path, port: int, workers: int, log: Path, **env: s
         str(port),
         "--workers",
         str(workers),
+        *(["--server", server] if server else []),
     ]
     return Server(
-        "keyhouse",
+        f"keyhouse-{server}" if server else "keyhouse",
         cmd,
         child_env(KEYHOUSE_DATA_DIR=str(data_dir), **env),
         port,
@@ -169,12 +177,41 @@ def keyhouse_server(data_dir: Path, port: int, workers: int, log: Path, **env: s
 
 
 def peer_server(
-    data_dir: Path, port: int, workers: int, threads: int, log: Path, argon2_env: dict[str, str]
+    data_dir: Path,
+    port: int,
+    workers: int,
+    threads: int,
+    log: Path,
+    argon2_env: dict[str, str],
+    server: str = "gunicorn",
 ) -> Server:
-    """The DRF peer under the same gunicorn settings as `keyhouse serve` (ops/serve.py)."""
-    from keyhouse.ops.serve import ACCESS_LOG_FORMAT
+    """The DRF peer under the settings `keyhouse serve` gives the same server.
 
-    cmd = [
+    gunicorn's as ops/gunicorn_server.py sets them, granian's as ops/granian_server.py
+    does (both from ops/server_policy.py).
+    """
+    cmd = (
+        _peer_granian(port, workers, threads)
+        if server == "granian"
+        else _peer_gunicorn(port, workers, threads)
+    )
+    env = child_env(
+        PEER_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="peer.settings", **argon2_env
+    )
+    name = "drf-peer" if server == "gunicorn" else f"drf-peer-{server}"
+    return Server(name, cmd, env, port, log, "/me", workers, cwd=PEER_DIR)
+
+
+def peer_has(server: str) -> bool:
+    """Whether bench/.venv-peer can run the peer under ``server`` (bench/setup.sh installs both)."""
+    return (PEER_BIN / server).exists()
+
+
+def _peer_gunicorn(port: int, workers: int, threads: int) -> list[str]:
+    from keyhouse.ops.access_log import ACCESS_LOG_FORMAT
+    from keyhouse.ops.server_policy import BACKLOG, GRACEFUL_TIMEOUT, KEEPALIVE, WORKER_TIMEOUT
+
+    return [
         str(PEER_BIN / "gunicorn"),
         "peer.wsgi:application",
         "--bind",
@@ -186,9 +223,13 @@ def peer_server(
         "--threads",
         str(threads),
         "--timeout",
-        "60",
+        str(WORKER_TIMEOUT),
         "--graceful-timeout",
-        "20",
+        str(GRACEFUL_TIMEOUT),
+        "--keep-alive",
+        str(KEEPALIVE),
+        "--backlog",
+        str(BACKLOG),
         "--access-logfile",
         "-",
         "--access-logformat",
@@ -197,10 +238,41 @@ def peer_server(
         "--name",
         "drf-peer",
     ]
-    env = child_env(
-        PEER_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="peer.settings", **argon2_env
-    )
-    return Server("drf-peer", cmd, env, port, log, "/me", workers, cwd=PEER_DIR)
+
+
+def _peer_granian(port: int, workers: int, threads: int) -> list[str]:
+    """granian's CLI with what ops/granian_server.py passes `keyhouse serve`'s granian.
+
+    The access log is granian's own line (keyhouse writes gunicorn's from its WSGI
+    wrapper): both servers pay for one line per request.
+    """
+    from keyhouse.ops.server_policy import BACKLOG, GRACEFUL_TIMEOUT, KEEPALIVE
+
+    return [
+        str(PEER_BIN / "granian"),
+        "--interface",
+        "wsgi",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--blocking-threads",
+        str(threads),
+        "--http",
+        "1",
+        "--no-ws",
+        "--backlog",
+        str(BACKLOG),
+        "--http1-header-read-timeout",
+        str(KEEPALIVE * 1000),
+        "--workers-kill-timeout",
+        str(GRACEFUL_TIMEOUT),
+        "--respawn-failed-workers",
+        "--access-log",
+        "peer.wsgi:application",
+    ]
 
 
 def write_requests(path: Path, rows: list[tuple[str, str, str, str, str]]) -> Path:

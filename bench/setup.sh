@@ -4,7 +4,7 @@
 #   - nginx's binary, from Debian, for the gateway stage (bench/nginx.py runs its own
 #     instance; the package's service is kept from starting);
 #   - the DRF peer's own venv, bench/.venv-peer, with djangorestframework and the very
-#     versions of Django, gunicorn and argon2-cffi that .venv runs (pinned from
+#     versions of Django, gunicorn, granian and argon2-cffi that .venv runs (pinned from
 #     `.venv/bin/pip freeze`), so the comparison measures code paths, not versions.
 # Idempotent: a second run does nothing unless the pins or the requirements changed.
 set -euo pipefail
@@ -40,7 +40,7 @@ REQ=bench/peers/drf/requirements.txt
 pins=$(mktemp)
 trap 'rm -f "$pins"' EXIT
 .venv/bin/pip freeze \
-    | grep -iE '^(django|gunicorn|argon2-cffi|argon2-cffi-bindings|asgiref|sqlparse|cffi|pycparser)==' \
+    | grep -iE '^(django|gunicorn|granian|argon2-cffi|argon2-cffi-bindings|asgiref|sqlparse|cffi|pycparser)==' \
     >"$pins"
 if [ ! -f "$PEER/.installed" ] || ! cmp -s "$pins" "$PEER/pins.txt" || [ "$REQ" -nt "$PEER/.installed" ]; then
     echo "bench: building the DRF peer's venv ($PEER)"

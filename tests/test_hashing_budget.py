@@ -2,8 +2,8 @@
 
 The workers here are real forked processes, set up as gunicorn sets them up:
 the parent does what the master does before forking (share_budget_among_workers),
-each child runs serve's post_fork hook and then logs in through the real gate,
-hashing threads and Argon2 hasher. What is counted — how many Argon2
+each child runs gunicorn's post_fork hook (ops/gunicorn_server.py) and then
+logs in through the real gate, hashing threads and Argon2 hasher. What is counted — how many Argon2
 verifications run at once, across the processes — is counted by a probe around
 Django's Argon2 ``verify`` in a shared-memory counter, and each probe stays
 inside until the test lets it go, so that every assertion is about a state the
@@ -33,7 +33,7 @@ from keyhouse.hashing_slots import (
     share_budget_among_workers,
     worker_started,
 )
-from keyhouse.ops.serve import _post_fork
+from keyhouse.ops.gunicorn_server import _post_fork
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (gunicorn's workers)"),

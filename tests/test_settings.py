@@ -95,6 +95,8 @@ def test_every_variable_beats_the_file() -> None:
         toml, raw, expected = examples[key.type]
         if key.name == "LOG_FORMAT":
             toml, raw, expected = '"plain"', "json", "json"
+        if key.name == "SERVER":
+            toml, raw, expected = '"gunicorn"', "granian", "granian"
         got = values(f"{key.name} = {toml}\n", **{key.env: raw})[key.name]
         assert got == (expected.upper() if key.name == "LOG_LEVEL" else expected), key.name
 
@@ -134,6 +136,7 @@ def test_boolean_variables(raw: str, expected: bool) -> None:
         ("KEYHOUSE_ARGON2_TIME_COST", "2.5", "KEYHOUSE_ARGON2_TIME_COST must be an integer"),
         ("KEYHOUSE_HASHING_MAX_WAIT", "soon", "KEYHOUSE_HASHING_MAX_WAIT must be a number"),
         ("KEYHOUSE_LOG_FORMAT", "xml", 'LOG_FORMAT must be "plain" or "json"'),
+        ("KEYHOUSE_SERVER", "uwsgi", 'SERVER must be "gunicorn" or "granian"'),
     ],
 )
 def test_wrong_variables_are_refused_in_one_line(env: str, raw: str, words: str) -> None:

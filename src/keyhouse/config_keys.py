@@ -32,6 +32,8 @@ CONFIG_ENV = "KEYHOUSE_CONFIG"
 _SMTP = "django.core.mail.backends.smtp.EmailBackend"
 _FILE_MAIL = "django.core.mail.backends.filebased.EmailBackend"
 LOG_FORMATS = ("plain", "json")
+# The HTTP servers `keyhouse serve` can run the app under (ops/serve.py), the default first.
+SERVERS = ("gunicorn", "granian")
 
 
 class ConfigError(Exception):
@@ -74,6 +76,13 @@ def _log_format(value: str) -> str:
     value = value.strip().lower()
     if value not in LOG_FORMATS:
         raise ConfigError('LOG_FORMAT must be "plain" or "json"')
+    return value
+
+
+def _server(value: str) -> str:
+    value = value.strip().lower()
+    if value not in SERVERS:
+        raise ConfigError('SERVER must be "gunicorn" or "granian"')
     return value
 
 
@@ -278,7 +287,14 @@ KEYS: tuple[ConfigKey, ...] = (
        "logins that may wait for a hashing slot, per worker (hashing or waiting: at most "
        "this + 1)", "KEYHOUSE_HASHING_MAX_WAITERS",
        value=12),
-    _k("SERVER_THREADS", int, "`16`", "gunicorn threads per worker", "KEYHOUSE_SERVER_THREADS",
+    _k("SERVER", str, '`"gunicorn"`',
+       '`keyhouse serve`\'s HTTP server: `"gunicorn"` or `"granian"` (the `granian` extra;'
+       " decisions.md, \"Serving stack\")",
+       "KEYHOUSE_SERVER",
+       value="gunicorn", clean=_server),
+    _k("SERVER_THREADS", int, "`16`",
+       "threads per worker (gunicorn's threads, granian's blocking threads)",
+       "KEYHOUSE_SERVER_THREADS",
        value=16),
     _k("ARGON2_TIME_COST", int, "`2`", "Argon2id passes (passwords.md)",
        "KEYHOUSE_ARGON2_TIME_COST",

@@ -132,7 +132,9 @@ HIDE_ACCOUNT_STATE: bool = _v["HIDE_ACCOUNT_STATE"]
 HASHING_SLOTS: int = _v["HASHING_SLOTS"]
 HASHING_MAX_WAIT: float = _v["HASHING_MAX_WAIT"]
 HASHING_MAX_WAITERS: int = _v["HASHING_MAX_WAITERS"]
-# Threads per gunicorn worker; keep well above HASHING_MAX_WAITERS.
+# The HTTP server `keyhouse serve` runs (ops/serve.py): "gunicorn" or "granian".
+SERVER: str = _v["SERVER"]
+# Threads per server worker; keep well above HASHING_MAX_WAITERS.
 SERVER_THREADS: int = _v["SERVER_THREADS"]
 
 AUTH_USER_MODEL = "users.User"

@@ -26,6 +26,8 @@ KEYHOUSE = Path(sys.executable).with_name("keyhouse")
 
 EMAIL = "Alice@Example.com"  # mixed case on purpose: logins must match it case-insensitively
 FULL_NAME = "Alice Example"
+# The HTTP server `keyhouse serve` runs in these tests (server_env passes it on).
+SERVED_BY = os.environ.get("KEYHOUSE_SERVER") or "gunicorn"
 STARTUP_TIMEOUT = 60.0
 SHUTDOWN_GRACE = 15.0
 
@@ -58,12 +60,18 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    """Cheap hashing unless a test says otherwise (``extra`` overrides)."""
+    """Cheap hashing unless a test says otherwise (``extra`` overrides).
+
+    ``KEYHOUSE_SERVER`` is passed on: ``KEYHOUSE_SERVER=granian pytest tests/e2e``
+    runs every served test under granian instead of gunicorn.
+    """
     env = {
         "KEYHOUSE_DATA_DIR": str(data_dir),
         "KEYHOUSE_ARGON2_MEMORY_COST": "1024",
         "KEYHOUSE_ARGON2_TIME_COST": "1",
     }
+    if os.environ.get("KEYHOUSE_SERVER"):
+        env["KEYHOUSE_SERVER"] = os.environ["KEYHOUSE_SERVER"]
     env.update(extra)
     return clean_env(**env)
 
@@ -99,7 +107,7 @@ def create_user(data_dir: Path, email: str, full_name: str, password: str) -> No
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop gunicorn and its workers: TERM the process group, KILL it if it lingers."""
+    """Stop the server and its workers: TERM the process group, KILL it if it lingers."""
     for sig, grace in ((signal.SIGTERM, SHUTDOWN_GRACE), (signal.SIGKILL, 5.0)):
         if proc.poll() is not None:
             break
@@ -149,7 +157,7 @@ def start_server(
 ) -> tuple[subprocess.Popen[bytes], str]:
     """``keyhouse serve --workers 2`` (or ``workers``) on a free loopback port, in its own
     process group."""
-    for _attempt in range(3):  # the free port may be taken before gunicorn binds it
+    for _attempt in range(3):  # the free port may be taken before the server binds it
         chosen = port or free_port()
         base_url = f"http://127.0.0.1:{chosen}"
         with log.open("ab") as log_fh:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.e2e.harness import SERVED_BY
 from tests.gateway.conftest import Keyhouse
 from tests.gateway.proxies import Caddy
 from tests.gateway.test_nginx import BROWSER, IDENTITY, api_key, http, last_seen
@@ -72,6 +73,29 @@ def test_refusals_are_keyhouses_answers_unchanged(
             f"{caddy.url}/admin/", auth=(email, key), headers={"X-Original-URI": "/public/"}
         )
         assert sneaky.status_code == 403
+    assert len(upstream.requests) == before
+
+
+@pytest.mark.xfail(
+    SERVED_BY == "granian",
+    strict=True,
+    reason="granian reads X_Forwarded_Uri as X-Forwarded-Uri (decisions.md, Serving stack)",
+)
+def test_an_underscore_twin_of_caddys_header_cannot_choose_the_path(
+    caddy: Caddy, upstream: EchoServer, carol: tuple[str, str]
+) -> None:
+    """To a WSGI environ ``X_Forwarded_Uri`` is ``X-Forwarded-Uri``; Caddy passes both on.
+
+    gunicorn drops request headers with underscores in their names. granian keeps
+    them, and the later of the two spellings wins: Caddy writes its own first.
+    """
+    email, key = carol
+    before = len(upstream.requests)
+    with http() as client:
+        sneaky = client.get(
+            f"{caddy.url}/admin/", auth=(email, key), headers={"X_Forwarded_Uri": "/public/"}
+        )
+    assert sneaky.status_code == 403, sneaky.text
     assert len(upstream.requests) == before
 
 

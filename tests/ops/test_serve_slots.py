@@ -1,10 +1,10 @@
 """``keyhouse serve``'s hashing slots: one budget for all its workers (hashing_slots.py).
 
 The master makes the budget before it forks (ops/serve.py calls
-share_budget_among_workers); each worker's post_fork hook then hashes against
-it with as many hashing threads as it has slots. Without a shared budget (a
-platform without System V semaphores) each worker takes its share of the cores.
-The settings are never changed at run time.
+share_budget_among_workers); each worker's post_fork hook (gunicorn's, or
+granian's worker loader) then hashes against it with as many hashing threads as
+it has slots. Without a shared budget (a platform without System V semaphores)
+each worker takes its share of the cores. The settings are never changed at run time.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from keyhouse.hashing_slots import (
     shared_budget,
     worker_started,
 )
-from keyhouse.ops.serve import _post_fork
+from keyhouse.ops.gunicorn_server import _post_fork
 
 CORES = os.cpu_count() or 1
 
@@ -82,3 +82,31 @@ def test_without_a_shared_budget_a_worker_takes_its_share(settings: Settings) ->
     _post_fork(2)(None, None)
     assert hashing_slots() == math.ceil(CORES / 2)
     assert get_gate().slots == math.ceil(CORES / 2)
+
+
+def test_a_granian_worker_uses_the_inherited_budget(settings: Settings) -> None:
+    pytest.importorskip("granian")
+    from keyhouse.ops.granian_server import worker_app
+
+    settings.HASHING_SLOTS = 0
+    share_budget_among_workers()
+    worker_app(2, access_log=False)  # what granian calls in each new (forked) worker
+    assert hashing_slots() == CORES and get_gate().budget is shared_budget()
+    assert settings.HASHING_SLOTS == 0
+
+
+def test_a_granian_worker_without_a_budget_takes_its_share(settings: Settings) -> None:
+    pytest.importorskip("granian")
+    from keyhouse.ops.granian_server import worker_app
+
+    settings.HASHING_SLOTS = 0
+    assert shared_budget() is None  # as in a spawned worker, or without SysV IPC
+    worker_app(2, access_log=False)
+    assert hashing_slots() == math.ceil(CORES / 2)
+    assert settings.HASHING_SLOTS == 0
+
+
+def test_the_operators_slots_win_without_a_budget(settings: Settings) -> None:
+    settings.HASHING_SLOTS = 5
+    worker_started(2)
+    assert hashing_slots() == 5

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from keyhouse.cli.base import Command
+from keyhouse.cli.base import CliError, Command
+from keyhouse.config_keys import SERVERS
 from keyhouse.ops.demo import ensure_demo
-from keyhouse.ops.serve import default_workers, serve
+from keyhouse.ops.serve import ServerUnavailable, default_workers, serve
 
 
 def _add_address(parser: argparse.ArgumentParser) -> None:
@@ -16,14 +17,20 @@ def _add_address(parser: argparse.ArgumentParser) -> None:
 
 class Serve(Command):
     name = "serve"
-    help = "migrate, then serve with gunicorn"
+    help = "migrate, then serve with gunicorn (or granian: --server, SERVER)"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         _add_address(parser)
         parser.add_argument("--workers", type=int, default=default_workers())
+        parser.add_argument(
+            "--server", choices=SERVERS, default=None, help="the HTTP server (default: SERVER)"
+        )
 
     def handle(self, args: argparse.Namespace) -> None:
-        serve(args.host, args.port, args.workers)
+        try:
+            serve(args.host, args.port, args.workers, args.server)
+        except ServerUnavailable as exc:
+            raise CliError(str(exc)) from None
 
 
 class Demo(Command):

@@ -11,6 +11,7 @@ string: fetch_api_key accepts credentials there.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from typing import Any
 
 from gunicorn import glogging
@@ -45,14 +46,26 @@ class AccessLogger(glogging.Logger):
             status = status.split(None, 1)[0]
         elapsed: datetime.timedelta = request_time
         millis = elapsed.seconds * 1000 + elapsed.microseconds // 1000
-        self.access_log.info(
-            _LINE,
-            _quoted(environ.get("REMOTE_ADDR")),
-            _quoted(environ.get("REQUEST_METHOD")),
-            _quoted(redact_path(environ.get("PATH_INFO"))),
-            _quoted(environ.get("SERVER_PROTOCOL")),
-            _quoted(status),
-            getattr(resp, "sent", None),
-            millis,
-            _quoted(environ.get("HTTP_USER_AGENT")),
-        )
+        sent = getattr(resp, "sent", None)
+        self.access_log.info(_LINE, *access_fields(environ, status, sent, millis))
+
+
+def access_fields(
+    environ: Mapping[str, Any], status: Any, sent: Any, millis: int
+) -> tuple[Any, ...]:
+    """The eight values of ``_LINE`` as gunicorn quotes them (granian's line too)."""
+    return (
+        _quoted(environ.get("REMOTE_ADDR")),
+        _quoted(environ.get("REQUEST_METHOD")),
+        _quoted(redact_path(environ.get("PATH_INFO"))),
+        _quoted(environ.get("SERVER_PROTOCOL")),
+        _quoted(status),
+        sent,
+        millis,
+        _quoted(environ.get("HTTP_USER_AGENT")),
+    )
+
+
+def format_access_line(environ: Mapping[str, Any], status: Any, sent: Any, millis: int) -> str:
+    """The whole line, for a server that has no gunicorn Logger (ops/granian_wsgi.py)."""
+    return _LINE % access_fields(environ, status, sent, millis)

@@ -1,4 +1,4 @@
-"""prometheus_client's multiprocess mode for ``keyhouse serve``'s gunicorn workers.
+"""prometheus_client's multiprocess mode for ``keyhouse serve``'s workers (gunicorn's or granian's).
 
 Each worker writes its metric values to files in ``PROMETHEUS_MULTIPROC_DIR``;
 /metrics (ops/metrics.py) adds up the files of every worker. prometheus_client
@@ -25,7 +25,7 @@ def prometheus_loaded() -> bool:
 
 
 def prepare_metrics_dir() -> Callable[[Any], None]:
-    """Point ENV at an empty directory; return the gunicorn ``on_exit`` hook that tidies up.
+    """Point ENV at an empty directory; return the ``on_exit`` hook that tidies up.
 
     An operator's own ENV is kept but emptied (files of an earlier run would add
     its counts to this one's); otherwise a temporary directory is made and
@@ -51,8 +51,13 @@ def prepare_metrics_dir() -> Callable[[Any], None]:
     return on_exit
 
 
-def child_exit(_arbiter: Any, worker: Any) -> None:
-    """gunicorn hook, in the master: drop the dead worker's live gauges (counters stay)."""
+def forget_worker(pid: int) -> None:
+    """In the master, once worker ``pid`` is gone: drop its live gauges (counters stay)."""
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(pid)
+
+
+def child_exit(_arbiter: Any, worker: Any) -> None:
+    """gunicorn's hook for ``forget_worker``."""
+    forget_worker(worker.pid)

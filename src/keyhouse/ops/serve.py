@@ -1,144 +1,102 @@
-"""Serve the WSGI app with gunicorn, configured in-process (no config file to find)."""
+"""``keyhouse serve``: prepare the process, then hand the WSGI app to gunicorn or granian.
+
+What must hold under either server is done here or in ops/server_policy.py: the
+metrics directory set before the fork, no database connection across it, one
+hashing budget made before the fork for every worker to inherit, the same
+workers, threads, timeouts and backlog. Each server's own module turns that
+into its configuration (ops/gunicorn_server.py, ops/granian_server.py).
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
+import socket
 from collections.abc import Callable
 from typing import Any
 
-from gunicorn.app.base import BaseApplication
+from keyhouse.hashing_slots import release_shared_budget, share_budget_among_workers
+from keyhouse.ops.server_policy import close_db_connections
 
-from keyhouse.hashing_slots import (
-    orphaned_worker_exiting,
-    release_shared_budget,
-    share_budget_among_workers,
-    worker_started,
-)
-from keyhouse.ops.access_log import ACCESS_LOG_FORMAT, AccessLogger
+__all__ = ["ServerUnavailable", "default_workers", "serve"]
 
-__all__ = ["KeyhouseServer", "default_workers", "serve"]
+log = logging.getLogger(__name__)
+
+
+class ServerUnavailable(Exception):
+    """The chosen server is not installed; ``str()`` is the line for the operator."""
 
 
 def default_workers() -> int:
     return max(2, os.cpu_count() or 1)
 
 
-class KeyhouseServer(BaseApplication):
-    def __init__(self, options: dict[str, Any]) -> None:
-        self.options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            if key in self.cfg.settings:  # e.g. the control socket exists from gunicorn 25 on
-                self.cfg.set(key, value)
-
-    def load(self) -> Any:
-        from keyhouse.wsgi import application
-
-        return application
+def check_server(server: str) -> None:
+    """Refuse, before anything starts, a server whose package is missing."""
+    if server == "granian" and importlib.util.find_spec("granian") is None:
+        raise ServerUnavailable(
+            "SERVER is granian, which is not installed (pip install 'keyhouse[granian]')"
+        )
 
 
-def _post_fork(workers: int) -> Callable[[Any, Any], None]:
-    """gunicorn's post_fork hook: the new worker hashes against the budget it inherited,
-    or, where there is none, takes its share of the cores' hashing slots.
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port some process listens on, as gunicorn does ("Connection in use").
 
-    Told to the hashing module, never written into the settings (keyhouse/hashing_slots.py).
+    granian's workers each bind their own socket with SO_REUSEPORT, so a second
+    server started on a taken port would silently share its connections with the
+    first (an old server left running after an upgrade, say). The probe binds
+    with SO_REUSEADDR only, which a listener refuses and a recently closed
+    connection in TIME_WAIT does not.
     """
-
-    def post_fork(server: Any, worker: Any) -> None:
-        worker_started(workers)
-
-    return post_fork
-
-
-def _worker_exit(server: Any, worker: Any) -> None:
-    """gunicorn's worker_exit hook, in the worker: if its master died, clean up after it."""
-    if os.getppid() != worker.ppid:
-        orphaned_worker_exiting()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ServerUnavailable(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def _on_exit(then: Callable[[Any], None]) -> Callable[[Any], None]:
-    """gunicorn's on_exit hook (the master's last act): delete the shared hashing budget."""
+def serve(host: str, port: int, workers: int, server: str | None = None) -> None:
+    from django.conf import settings
 
-    def on_exit(server: Any) -> None:
-        release_shared_budget()
-        then(server)
-
-    return on_exit
-
-
-def close_db_connections() -> None:
-    """Close every database connection this process holds, before gunicorn forks.
-
-    SQLite must not see a connection cross ``fork()`` (sqlite.org/howtocorrupt.html,
-    2.6): its POSIX locks belong to the process and are not inherited, yet the
-    child inherits the in-memory record that it holds them. Workers forked while
-    the master kept its ``migrate`` connection then never took the WAL index's
-    "in use" lock themselves; after a kill -9 of the master the next process to
-    open the database took itself to be alone, reset the WAL index under a live
-    worker and lost or damaged committed pages (tests/ops/test_sqlite_crash.py).
-    On PostgreSQL a shared socket would interleave two processes' protocol.
-    """
-    from django.db import connections
-
-    connections.close_all()
-
-
-def _pre_fork(server: Any, worker: Any) -> None:
-    # Guard for whatever opened a connection in the master after startup.
-    close_db_connections()
-
-
-def _when_ready(server: Any) -> None:
-    close_db_connections()
-
-
-def serve(host: str, port: int, workers: int) -> None:
     from keyhouse.ops.metrics_dir import prepare_metrics_dir
 
+    chosen = server or settings.SERVER
+    check_server(chosen)
     on_exit = prepare_metrics_dir()  # ops: before the fork and before prometheus_client loads
     close_db_connections()  # the CLI's migrate left one open; none may cross fork()
     # One hashing budget for every worker, made before the fork so that they inherit
     # it (keyhouse/hashing_slots.py); the master itself never hashes.
     share_budget_among_workers()
     try:
-        _run(host, port, workers, on_exit)
+        _run(chosen, host, port, workers, on_exit)
     finally:
         release_shared_budget()  # a no-op in a worker unwinding through here
 
 
-def _run(host: str, port: int, workers: int, on_exit: Callable[[Any], None]) -> None:
+def _run(chosen: str, host: str, port: int, workers: int, on_exit: Callable[[Any], None]) -> None:
     from django.conf import settings
 
-    from keyhouse.ops.metrics_dir import child_exit
+    json_logs = settings.LOG_FORMAT == "json"
+    if chosen == "granian":
+        from keyhouse.ops import granian_server
+
+        check_port_free(host, port)
+        if (
+            settings.TRUSTED_PROXIES
+            or settings.USE_X_FORWARDED_HOST
+            or getattr(settings, "SECURE_PROXY_SSL_HEADER", None)  # USE_X_FORWARDED_PROTO
+        ):
+            log.warning(
+                "granian passes on request headers whose names hold underscores "
+                "(X_Forwarded_For reads as X-Forwarded-For): the proxy in front must "
+                "drop them (nginx does by default, Caddy does not; docs/decisions.md)"
+            )
+        granian_server.run(host, port, workers, settings.SERVER_THREADS, json_logs, on_exit)
+        return
+    from keyhouse.ops import gunicorn_server
 
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    KeyhouseServer(
-        {
-            "bind": [bind],
-            "workers": workers,
-            # Threads, so that API-key requests are served while logins wait for
-            # the hashing pool (Argon2 releases the GIL while it works).
-            # gthread, draining its queued connections on SIGTERM (ops/draining_worker.py).
-            "worker_class": "keyhouse.ops.draining_worker.DrainingThreadWorker",
-            "threads": settings.SERVER_THREADS,
-            "timeout": 60,
-            "graceful_timeout": 20,
-            # In JSON mode the app logs each request itself (ops/request_log.py).
-            "accesslog": None if settings.LOG_FORMAT == "json" else "-",
-            "access_log_format": ACCESS_LOG_FORMAT,
-            "logger_class": AccessLogger,
-            # gunicorn's control socket defaults to one path per user; two
-            # servers (tests, scale-out on one host) would fight over it.
-            "control_socket_disable": True,
-            "proc_name": "keyhouse",
-            "when_ready": _when_ready,
-            "pre_fork": _pre_fork,
-            "post_fork": _post_fork(workers),  # each worker's hashing slots
-            "worker_exit": _worker_exit,  # the budget, when the master was killed
-            # ops: multiprocess metrics (ops/metrics_dir.py)
-            "child_exit": child_exit,
-            "on_exit": _on_exit(on_exit),
-        }
-    ).run()
+    gunicorn_server.run(bind, workers, settings.SERVER_THREADS, json_logs, on_exit)
