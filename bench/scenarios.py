@@ -43,6 +43,7 @@ from servers import (
     Server,
     child_env,
     free_port,
+    free_ports,
     keyhouse_server,
     peer_has,
     peer_server,
@@ -70,7 +71,7 @@ def side_by_side(cfg: Config, data: Prepared) -> dict[str, Figures]:
     Returns results.json's "keyhouse", "peer" and "argon2_bound".
     """
     bound = ArgonBound(data.seed["password_hash"], max(2.0, cfg.seconds / 2))
-    kh_port, peer_port = free_port(), free_port()
+    kh_port, peer_port = free_ports(2)
     kh_ctx = keyhouse_server(data.kh_data, kh_port, cfg.workers, data.logs / "keyhouse.log")
     peer_ctx = peer_server(
         data.peer_data,
@@ -325,7 +326,7 @@ def gateway(cfg: Config, data: Prepared) -> Figures:
     request; at BENCH_API_CONNECTIONS, what it does to throughput. keyhouse
     trusts nginx (TRUSTED_PROXIES) as deployed; CPU columns are keyhouse's.
     """
-    kh_port, peer_port = free_port(), free_port()
+    kh_port, peer_port = free_ports(2)
     kh_ctx = keyhouse_server(
         data.kh_data,
         kh_port,
@@ -364,7 +365,8 @@ def gateway(cfg: Config, data: Prepared) -> Figures:
             rounds[name].append(r)
         api = {name: merge_rounds(runs) for name, runs in rounds.items()}
 
-        ports = (free_port(), free_port(), free_port())
+        guarded, direct, app = free_ports(3)  # three at once: never the same port twice
+        ports = (guarded, direct, app)
         with Nginx(data.out / "nginx", kh.port, ports) as nginx:
             paths = {"guarded": nginx.guarded, "direct": nginx.direct}
             for port in paths.values():

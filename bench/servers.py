@@ -54,6 +54,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(n: int) -> tuple[int, ...]:
+    """``n`` different free ports: all bound at once, else the kernel may hand one out twice."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for sock in socks:
+            sock.bind((HOST, 0))
+        return tuple(int(sock.getsockname()[1]) for sock in socks)
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def run_json(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> Any:
     """Run a helper that prints JSON; its stderr goes to ours."""
     done = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, check=True, timeout=600)
