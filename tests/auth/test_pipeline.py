@@ -17,7 +17,14 @@ PIPELINE = SRC / "auth" / "pipeline.py"
 DEFINERS = {SRC / "auth" / "audit.py", SRC / "auth" / "login_limits.py"}
 RATELIMIT = SRC / "auth" / "ratelimit"
 
-PIPELINE_ONLY = ("record_login_attempt", "check_login_limits", "login_succeeded", "refund")
+PIPELINE_ONLY = (
+    "record_login_attempt",
+    "open_login_attempt",
+    "close_login_attempt",
+    "check_login_limits",
+    "login_succeeded",
+    "refund",
+)
 
 
 def call_sites(name: str) -> list[str]:
@@ -44,7 +51,16 @@ def test_only_the_pipeline_audits_and_limits_sign_ins(name: str) -> None:
     assert outside == []
 
 
-@pytest.mark.parametrize("name", ["record_login_attempt", "check_login_limits", "login_succeeded"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "record_login_attempt",
+        "open_login_attempt",
+        "close_login_attempt",
+        "check_login_limits",
+        "login_succeeded",
+    ],
+)
 def test_the_pipeline_calls_them(name: str) -> None:
     """The check above must not pass vacuously (a renamed function, a moved file)."""
     assert any(site.startswith("auth/pipeline.py:") for site in call_sites(name))

@@ -1,6 +1,12 @@
 """Record login attempts for the audit trail, and prune the old ones.
 
-Only the sign-in pipeline (auth/pipeline.py) records attempts, once each.
+Only the sign-in pipeline (auth/pipeline.py) records attempts, once each: an
+attempt refused before any secret is checked gets its entry in one write
+(``record_login_attempt``); one that reaches the password check gets it *before*
+the check (``open_login_attempt``: outcome failure, reason ``INTERRUPTED``) and
+its outcome after it (``close_login_attempt``). So a worker killed in between
+leaves an entry that says the attempt never finished, never none
+(tests/e2e/test_crash_keeps_records.py).
 
 Recording sits on the login path, so it must never turn a login into an error:
 a failed write is logged and the login goes on. The password is never an
@@ -12,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import random
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -31,6 +37,10 @@ from keyhouse.users.models import User
 logger = logging.getLogger("keyhouse.auth.audit")
 
 Outcome = LoginAttempt.Outcome
+
+# The reason of an entry opened before the password check whose outcome was never
+# written: the server stopped (a crash, a kill) before it could answer.
+INTERRUPTED = "INTERRUPTED"
 
 # An opportunistic prune runs inside someone's login; bound its work so that a
 # lowered retention does not make one unlucky request delete millions of rows.
@@ -84,13 +94,68 @@ def record_login_attempt(
     """
     # Counted even if the row cannot be written (ops/metrics.py listens).
     notify(login_attempted, LoginAttempt, outcome=outcome, reason=reason, method=method)
+    if _insert(request, realm, username, user, outcome, reason, method) is not None:
+        _maybe_prune()
+
+
+def open_login_attempt(
+    request: HttpRequest, *, realm: Realm, username: str, user: User | None, method: str
+) -> int | None:
+    """Write the entry of an attempt about to check a secret: "failure, INTERRUPTED"
+    until ``close_login_attempt`` says how it ended. Its id, or None if it could not
+    be written (logged)."""
+    return _insert(request, realm, username, user, Outcome.FAILURE, INTERRUPTED, method)
+
+
+def close_login_attempt(
+    entry: int | None,
+    *,
+    realm: Realm,
+    user: User | None,
+    outcome: str,
+    reason: str,
+    method: str,
+) -> None:
+    """Write the outcome into the entry ``open_login_attempt`` made (one UPDATE).
+
+    If the entry could not be opened, its failure was logged then; the database
+    is not asked again in the same second.
+    """
+    notify(login_attempted, LoginAttempt, outcome=outcome, reason=reason, method=method)
+    if entry is None:
+        return
     try:
-        # Inside a caller's transaction, a savepoint, so that a failed insert does
-        # not poison it. Outside one (every API login), the insert is its own
-        # transaction: no BEGIN and COMMIT round trips around it.
-        in_transaction = transaction.get_connection().in_atomic_block
-        with transaction.atomic() if in_transaction else nullcontext():
-            LoginAttempt.objects.create(
+        with _isolated():
+            values: dict[str, object] = {"outcome": outcome, "reason": reason}
+            if user is not None:
+                values["user"] = user
+            LoginAttempt.objects.filter(pk=entry).update(**values)
+    except Exception:
+        _log_failure(realm, outcome, reason)
+        return
+    _maybe_prune()
+
+
+def _isolated() -> AbstractContextManager[object]:
+    """Inside a caller's transaction, a savepoint, so that a failed write does not
+    poison it. Outside one (every API login), the statement is its own transaction:
+    no BEGIN and COMMIT round trips around it."""
+    in_transaction = transaction.get_connection().in_atomic_block
+    return transaction.atomic() if in_transaction else nullcontext()
+
+
+def _insert(
+    request: HttpRequest,
+    realm: Realm | None,
+    username: str,
+    user: User | None,
+    outcome: str,
+    reason: str,
+    method: str,
+) -> int | None:
+    try:
+        with _isolated():
+            entry = LoginAttempt.objects.create(
                 realm=realm,
                 subdomain=realm.subdomain if realm is not None else "",
                 username=_clean_text(username, USERNAME_MAX),
@@ -102,14 +167,18 @@ def record_login_attempt(
                 reason=reason,
             )
     except Exception:
-        logger.exception(
-            "Could not record a login attempt (realm %r, outcome %s, reason %s)",
-            realm.subdomain if realm is not None else None,
-            outcome,
-            reason,
-        )
-        return
-    _maybe_prune()
+        _log_failure(realm, outcome, reason)
+        return None
+    return entry.pk
+
+
+def _log_failure(realm: Realm | None, outcome: str, reason: str) -> None:
+    logger.exception(
+        "Could not record a login attempt (realm %r, outcome %s, reason %s)",
+        realm.subdomain if realm is not None else None,
+        outcome,
+        reason,
+    )
 
 
 def _maybe_prune() -> None:
