@@ -150,9 +150,7 @@ def counted() -> Iterator[Counts]:
         fd, path = tempfile.mkstemp(prefix="keyhouse-pgtrace-")
         pgconn = raw.pgconn
         pgconn.trace(fd)
-        pgconn.set_trace_flags(
-            psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE
-        )
+        pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE)
         try:
             yield counts
         finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+from functools import lru_cache
 
 from django.conf import settings
 
@@ -38,7 +39,9 @@ def share_cores_among(workers: int | None) -> None:
     _worker_share = None if workers is None else hashing_slots_per_worker(workers, cores())
 
 
+@lru_cache(maxsize=1)
 def cores() -> int:
+    """The machine's cores, asked once: every login sizes its hashing gate by them."""
     return os.cpu_count() or 1
 
 

@@ -215,11 +215,11 @@ MIDDLEWARE = [
     # Static files (the stylesheet, the admin's assets) straight from the app
     # directories: no collectstatic step, no separate file server needed.
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
     # Pages only, skipped under /api/ (web/page_middleware.py says why).
+    "keyhouse.web.page_middleware.PageSessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
     "keyhouse.web.page_middleware.PageCsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "keyhouse.web.page_middleware.PageAuthenticationMiddleware",
     "keyhouse.web.page_middleware.PageMessageMiddleware",
     "keyhouse.web.page_middleware.PageXFrameOptionsMiddleware",
 ]
@@ -327,15 +327,16 @@ SESSION_COOKIE_AGE = 14 * 24 * 3600
 # "Checking the configuration"): W002/W003 look for Django's own clickjacking and
 # CSRF middleware, which keyhouse runs as page-only subclasses (web/page_middleware.py);
 # W004/W008: TLS ends at the proxy (keyhouse serve speaks plain http), which sends
-# HSTS and redirects http to https; W012: cookies are made Secure per HTTPS request
-# (web/secure_cookies.py), and keyhouse.W001 warns when that cannot work.
+# HSTS and redirects http to https; W010: cookies are made Secure per HTTPS request
+# (web/secure_cookies.py), and keyhouse.W001 warns when that cannot work (Django
+# says W010, not W012, because the session middleware is a page-only subclass).
 SILENCED_SYSTEM_CHECKS = [
     "auth.W004",
     "security.W002",
     "security.W003",
     "security.W004",
     "security.W008",
-    "security.W012",
+    "security.W010",
 ]
 
 LOG_LEVEL: str = _v["LOG_LEVEL"]

@@ -26,6 +26,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from keyhouse.auth import audit_rows
 from keyhouse.auth.client_ip import client_ip
 from keyhouse.auth.models import USER_AGENT_MAX, USERNAME_MAX, LoginAttempt
 from keyhouse.auth.refusals import SignInRefused
@@ -126,10 +127,9 @@ def close_login_attempt(
         return
     try:
         with _isolated():
-            values: dict[str, object] = {"outcome": outcome, "reason": reason}
-            if user is not None:
-                values["user"] = user
-            LoginAttempt.objects.filter(pk=entry).update(**values)
+            audit_rows.update_row(
+                entry, outcome=outcome, reason=reason, user_id=user.id if user is not None else None
+            )
     except Exception:
         _log_failure(realm, outcome, reason)
         return
@@ -155,11 +155,14 @@ def _insert(
 ) -> int | None:
     try:
         with _isolated():
-            entry = LoginAttempt.objects.create(
-                realm=realm,
+            if user is None:
+                user = _account_for(realm, username)
+            entry = audit_rows.insert_row(
+                timestamp=timezone.now(),
+                realm_id=realm.id if realm is not None else None,
                 subdomain=realm.subdomain if realm is not None else "",
                 username=_clean_text(username, USERNAME_MAX),
-                user=user if user is not None else _account_for(realm, username),
+                user_id=user.id if user is not None else None,
                 client_ip=_clean_ip(client_ip(request)),
                 user_agent=_clean_text(request.META.get("HTTP_USER_AGENT", ""), USER_AGENT_MAX),
                 method=method,
@@ -169,7 +172,7 @@ def _insert(
     except Exception:
         _log_failure(realm, outcome, reason)
         return None
-    return entry.pk
+    return entry
 
 
 def _log_failure(realm: Realm | None, outcome: str, reason: str) -> None:

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import authenticate as django_authenticate
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest
 
@@ -35,9 +34,10 @@ from keyhouse.auth.audit import (
     outcome_for_exception,
     record_login_attempt,
 )
+from keyhouse.auth.backend_chain import authenticate
 from keyhouse.auth.login_limits import check_login_limits, login_succeeded, refund_login_limits
-from keyhouse.auth.ratelimit import joint_transaction
 from keyhouse.auth.login_notifications import email_on_new_login
+from keyhouse.auth.ratelimit import joint_transaction
 from keyhouse.auth.refusals import (
     PASSWORD_FLAG_ORDER,
     PasswordAuthDisabled,
@@ -68,8 +68,9 @@ FlagOrder = tuple[tuple[str, type[SignInRefused]], ...]
 class Attempt:
     """One sign-in attempt, as a method adapter describes it.
 
-    ``credentials`` go to Django's ``authenticate`` (so the configured backends
-    run, in AUTHENTICATION_BACKEND_ORDER) unless ``verify`` replaces that step.
+    ``credentials`` go to Django's ``authenticate`` loop (auth/backend_chain.py), so
+    the configured backends run, in AUTHENTICATION_BACKEND_ORDER, unless ``verify``
+    replaces that step.
     ``flag_order`` turns the backends' ``return_data`` flags into a refusal.
     ``expected_user`` makes it a re-authentication: any other outcome is
     ``PasswordIncorrect``.
@@ -122,7 +123,12 @@ class _AuditEntry:
         user = user if user is not None else a.expected_user
         if self.opened:
             close_login_attempt(
-                self.entry, realm=a.realm, user=user, outcome=outcome, reason=reason, method=a.method
+                self.entry,
+                realm=a.realm,
+                user=user,
+                outcome=outcome,
+                reason=reason,
+                method=a.method,
             )
         else:
             record_login_attempt(
@@ -170,7 +176,7 @@ def authenticate_attempt(attempt: Attempt, audit: _AuditEntry) -> User:
     database (PostgreSQL without Redis) they are one commit, and so are the
     success's clearing and its outcome.
     """
-    refusal: SignInRefused | None = None
+    refused_early: SignInRefused | None = None
     with joint_transaction():
         try:
             counted = (
@@ -182,11 +188,11 @@ def authenticate_attempt(attempt: Attempt, audit: _AuditEntry) -> User:
                 # No installed and enabled backend can check a password here.
                 raise PasswordAuthDisabled()
         except SignInRefused as refused:
-            refusal = refused  # raised after the commit: the hits counted so far stay
+            refused_early = refused  # raised after the commit: the hits counted so far stay
         else:
             audit.open()
-    if refusal is not None:
-        raise refusal
+    if refused_early is not None:
+        raise refused_early
     flags: dict[str, Any] = {}
     try:
         user = _verify(attempt, flags)
@@ -213,7 +219,7 @@ def authenticate_attempt(attempt: Attempt, audit: _AuditEntry) -> User:
 def _verify(attempt: Attempt, flags: dict[str, Any]) -> User | None:
     if attempt.verify is not None:
         return attempt.verify(flags)
-    user = django_authenticate(
+    user = authenticate(
         request=attempt.request, realm=attempt.realm, return_data=flags, **attempt.credentials
     )
     return user if isinstance(user, User) else None

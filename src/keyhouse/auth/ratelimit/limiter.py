@@ -39,12 +39,27 @@ def _key(domain: str, entity: str) -> str:
 
 def hit(request: HttpRequest | None, domain: str, entity: str) -> RateLimitResult:
     """Count one hit for ``entity`` under ``domain``; raise RateLimited if over."""
-    return hit_all(request, [(domain, entity)])[0]
+    rules = rules_for(domain)
+    key = _key(domain, entity)
+    answer = get_store().hit(key, rules)
+    result = RateLimitResult(
+        domain,
+        answer.limited,
+        answer.secs_to_freedom,
+        answer.remaining,
+        rules[-1][1],
+        key,
+        answer.recorded,
+    )
+    if request is not None:
+        RequestNotes.get_notes(request).rate_limits_applied.append(result)
+    if answer.limited:
+        notify(rate_limited, RateLimited, domain=domain)  # observers: ops/metrics.py
+        raise RateLimited(answer.secs_to_freedom)
+    return result
 
 
-def hit_all(
-    request: HttpRequest | None, hits: Sequence[tuple[str, str]]
-) -> list[RateLimitResult]:
+def hit_all(request: HttpRequest | None, hits: Sequence[tuple[str, str]]) -> list[RateLimitResult]:
     """Count one hit for each (domain, entity), in order, in one call to the store.
 
     As ``hit`` for each in turn: the first refused one raises RateLimited, and the

@@ -113,7 +113,9 @@ class DatabaseStore:
 
     def hit_many(self, hits: Sequence[Hit]) -> list[StoreAnswer]:
         answers: list[StoreAnswer] = []
-        with transaction.atomic():
+        # Inside the pipeline's joint transaction no savepoint of its own: a failed
+        # hit fails the login (a 503) and its transaction with it.
+        with transaction.atomic(savepoint=False):
             for key, rules in hits:
                 answers.append(self._hit_locked(_row_key(key), rules))
                 if answers[-1].limited:
@@ -207,11 +209,38 @@ class SqliteStore:
         return connection.connection.cursor()
 
     def hit(self, key: str, rules: list[Rule]) -> StoreAnswer:
-        return self.hit_many([(key, rules)])[0]
+        """One key (every API-key request): the statements of ``hit_many``, without its
+        bookkeeping for several keys."""
+        key = _row_key(key)
+        now = time.time()
+        horizon = max(w for w, _ in rules)
+        params: list[object] = [key, now, random.getrandbits(62), now + horizon]
+        for window, n in rules:
+            params += [key, n - 1, now - window]
+        with closing(self._cursor()) as cursor:
+            cursor.execute(_sqlite_hit_sql((len(rules),)), params)
+            if cursor.rowcount != 1:
+                return StoreAnswer(True, self._wait(cursor, key, rules, now), 0)
+            window, n = rules[-1]
+            cursor.execute(_sqlite_state_sql(1), [key, now - window])
+            _, live, oldest = cursor.fetchone()
+            self._housekeeping(cursor, key, now, horizon)
+        return self._answer(live, oldest, window, n, now)
+
+    @staticmethod
+    def _answer(live: int, oldest: float | None, window: int, n: int, now: float) -> StoreAnswer:
+        if oldest is None:
+            # A clear() (a successful login) ran between the two statements and
+            # took this hit with the rest: the window is empty, as after a clear.
+            # Reading the state as it is now keeps the write lock off Python code.
+            return StoreAnswer(False, 0.0, n, repr(now))
+        return StoreAnswer(False, oldest + window - now, max(0, n - live), repr(now))
 
     def hit_many(self, hits: Sequence[Hit]) -> list[StoreAnswer]:
         """One ``INSERT … SELECT`` records every hit no rule refuses, stopping at the first
         refused key; one ``SELECT`` then reads the headers' figures for all of them."""
+        if len(hits) == 1:
+            return [self.hit(*hits[0])]
         keys = [_row_key(key) for key, _ in hits]
         now = time.time()
         checks: list[object] = []
@@ -220,7 +249,7 @@ class SqliteStore:
             for window, n in rules:
                 checks += [key, n - 1, now - window]
             rows += [key, now, random.getrandbits(62), now + max(w for w, _ in rules)]
-        params = rows + checks if len(keys) == 1 else checks + rows  # as the SQL has them
+        params = checks + rows  # as the SQL has them
         with closing(self._cursor()) as cursor:
             cursor.execute(_sqlite_hit_sql(tuple(len(rules) for _, rules in hits)), params)
             recorded = cursor.rowcount
@@ -247,14 +276,7 @@ class SqliteStore:
         answers = []
         for i, (_, rules) in enumerate(hits[: len(keys)]):
             window, n = rules[-1]
-            live, oldest = state[i]
-            if oldest is None:
-                # A clear() (a successful login) ran between the two statements and
-                # took this hit with the rest: the window is empty, as after a clear.
-                # Reading the state as it is now keeps the write lock off Python code.
-                answers.append(StoreAnswer(False, 0.0, n, repr(now)))
-            else:
-                answers.append(StoreAnswer(False, oldest + window - now, max(0, n - live), repr(now)))
+            answers.append(SqliteStore._answer(*state[i], window, n, now))
         return answers
 
     def _housekeeping(self, cursor: sqlite3.Cursor, key: str, now: float, horizon: float) -> None:
@@ -317,13 +339,13 @@ def _sqlite_hit_sql(rules_per_key: tuple[int, ...]) -> str:
     expression; SQLite also buffers an INSERT whose SELECT reads its own table): a key's
     own new hit never counts against the key after it. Parameters: every key's rules
     (key, n - 1, now - window), then every key's row (key, at, tiebreak, expires_at);
-    for a single key (every API-key request), its row first, then its rules.
+    for a single key (every API-key request: no CTE), its row first, then its rules.
     """
     refused_by_rule = (
         f"EXISTS (SELECT 1 FROM (SELECT at FROM {HITS_TABLE} WHERE key = ?"
         " ORDER BY at DESC LIMIT 1 OFFSET ?) WHERE at > ?)"
     )
-    if len(rules_per_key) == 1:  # the API-key requests' statement: no CTE
+    if len(rules_per_key) == 1:
         conditions = " OR ".join([refused_by_rule] * rules_per_key[0])
         return (
             f"INSERT INTO {HITS_TABLE} (key, at, tiebreak, expires_at)"
@@ -436,9 +458,7 @@ class RedisStore:
         for i in range(0, len(reply), 4):
             limited, secs, remaining, stamp = reply[i : i + 4]
             answers.append(
-                StoreAnswer(
-                    bool(int(limited)), float(secs), int(remaining), stamp.decode() or None
-                )
+                StoreAnswer(bool(int(limited)), float(secs), int(remaining), stamp.decode() or None)
             )
         return answers
 
