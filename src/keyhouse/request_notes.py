@@ -32,6 +32,8 @@ class RequestNotes:
     rate_limits_applied: list[RateLimitResult] = field(default_factory=list)
     # api/params.py: the parameters the view read (the rest are reported ignored).
     processed_params: set[str] = field(default_factory=set)
+    # auth/client_ip.py: the client's address, as the trusted proxies say (None: not yet).
+    client_ip: str | None = None
 
     @classmethod
     def get_notes(cls, request: HttpRequest) -> RequestNotes:

@@ -22,7 +22,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field
 
 from keyhouse.auth.models import LoginAttempt
@@ -53,6 +54,7 @@ class _Statements:
 
 @lru_cache(maxsize=4)
 def _statements(vendor: str) -> _Statements:
+    connection = connections[DEFAULT_DB_ALIAS]
     meta = LoginAttempt._meta
     qn = connection.ops.quote_name
 
@@ -80,7 +82,7 @@ def _statements(vendor: str) -> _Statements:
     )
 
 
-def _cursor() -> Any:
+def _cursor(connection: BaseDatabaseWrapper) -> Any:
     if connection.vendor == "sqlite":
         connection.ensure_connection()
         return closing(connection.connection.cursor())
@@ -101,6 +103,7 @@ def insert_row(
     reason: str,
 ) -> int:
     """Insert one entry (values already cleaned to fit); its id."""
+    connection = connections[DEFAULT_DB_ALIAS]  # once: each use of the proxy looks it up
     sql = _statements(connection.vendor)
     params = [
         sql.timestamp.get_db_prep_save(timestamp, connection),
@@ -114,7 +117,7 @@ def insert_row(
         outcome,
         reason,
     ]
-    with _cursor() as cursor:
+    with _cursor(connection) as cursor:
         cursor.execute(sql.insert, params)
         if sql.returning:
             return int(cursor.fetchone()[0])
@@ -123,5 +126,6 @@ def insert_row(
 
 def update_row(entry: int, *, outcome: str, reason: str, user_id: int | None) -> None:
     """Write an entry's outcome; ``user_id`` None keeps the one it has."""
-    with _cursor() as cursor:
+    connection = connections[DEFAULT_DB_ALIAS]
+    with _cursor(connection) as cursor:
         cursor.execute(_statements(connection.vendor).update, [outcome, reason, user_id, entry])

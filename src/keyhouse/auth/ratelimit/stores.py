@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 
 from keyhouse.redis_client import guarded
 
@@ -205,8 +205,9 @@ class SqliteStore:
 
     @staticmethod
     def _cursor() -> sqlite3.Cursor:
-        connection.ensure_connection()
-        return connection.connection.cursor()
+        wrapper = connections[DEFAULT_DB_ALIAS]  # once: each use of the proxy looks it up
+        wrapper.ensure_connection()
+        return wrapper.connection.cursor()
 
     def hit(self, key: str, rules: list[Rule]) -> StoreAnswer:
         """One key (every API-key request): the statements of ``hit_many``, without its
@@ -487,4 +488,4 @@ def _store_for(redis_url: str, vendor: str) -> RateLimitStore:
 
 
 def get_store() -> RateLimitStore:
-    return _store_for(settings.REDIS_URL, connection.vendor)
+    return _store_for(settings.REDIS_URL, connections[DEFAULT_DB_ALIAS].vendor)
