@@ -27,6 +27,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field
 
 from keyhouse.auth.models import LoginAttempt
+from keyhouse.prepared import note_query
 
 # The columns written by an insert, in order (the id is the database's).
 INSERTED = (
@@ -119,13 +120,17 @@ def insert_row(
     ]
     with _cursor(connection) as cursor:
         cursor.execute(sql.insert, params)
-        if sql.returning:
-            return int(cursor.fetchone()[0])
-        return int(cursor.lastrowid)
+        entry = int(cursor.fetchone()[0]) if sql.returning else int(cursor.lastrowid)
+    if connection.vendor == "sqlite":
+        note_query(connection, sql.insert, params)
+    return entry
 
 
 def update_row(entry: int, *, outcome: str, reason: str, user_id: int | None) -> None:
     """Write an entry's outcome; ``user_id`` None keeps the one it has."""
     connection = connections[DEFAULT_DB_ALIAS]
+    sql, params = _statements(connection.vendor).update, [outcome, reason, user_id, entry]
     with _cursor(connection) as cursor:
-        cursor.execute(_statements(connection.vendor).update, [outcome, reason, user_id, entry])
+        cursor.execute(sql, params)
+    if connection.vendor == "sqlite":
+        note_query(connection, sql, params)
