@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class RequestNotes:
-    # realms/resolve.py: the host's realm, looked up once (None: no such realm).
+    # realms/resolve.py: the host's subdomain and realm, each worked out once (realm
+    # None: no such realm).
+    subdomain: str | None = None
     realm: Realm | None = None
     realm_resolved: bool = False
     # auth/ratelimit: every limit this request was counted against (for the
