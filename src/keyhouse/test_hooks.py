@@ -17,6 +17,7 @@ setting an operator may turn on, and it must hold before settings load.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -46,6 +47,12 @@ def install() -> None:
     unknown = _armed - POINTS
     if unknown:
         raise RuntimeError(f"{ENV}: unknown point(s) {', '.join(sorted(unknown))}")
+    if _armed:
+        logging.getLogger("keyhouse.test_hooks").warning(
+            "%s is set: this process kills itself at %s (tests only)",
+            ENV,
+            ", ".join(sorted(_armed)),
+        )
     if "after-response" in _armed:
         from django.core.signals import request_finished
 
