@@ -21,7 +21,7 @@ LAYERS: dict[str, int] = {
             "__init__", "apps", "backend_choice", "cache_backend", "config_keys", "data_dir", "db",
             "gateway_rules", "hashing_budget", "hashing_slots", "hashing_threads", "jwt_config",
             "ldap_settings", "mail", "outages", "sso_config", "prepared", "redact", "redis_client",
-            "request_notes", "secret_files", "social_providers",
+            "request_notes", "secret_files", "social_providers", "test_hooks",
         ],
         BASE,
     ),

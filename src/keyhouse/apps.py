@@ -13,6 +13,7 @@ from pathlib import Path
 from django.apps import AppConfig
 from django.conf import settings
 
+from keyhouse import test_hooks
 from keyhouse.data_dir import prepare
 
 _SQLITE = "django.db.backends.sqlite3"
@@ -32,3 +33,4 @@ class KeyhouseConfig(AppConfig):
             Path(database["NAME"]) if sqlite else None,
             Path(settings.EMAIL_FILE_PATH) if settings.EMAIL_BACKEND == _FILE_MAIL else None,
         )
+        test_hooks.install()  # nothing unless a test armed a crash point

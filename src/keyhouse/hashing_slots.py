@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from functools import lru_cache
 
 from django.conf import settings
 
@@ -44,7 +45,9 @@ def hashing_slots_per_worker(workers: int, cores: int) -> int:
     return max(1, math.ceil(cores / max(1, workers)))
 
 
+@lru_cache(maxsize=1)
 def cores() -> int:
+    """The machine's cores, asked once: every login sizes its hashing gate by them."""
     return os.cpu_count() or 1
 
 

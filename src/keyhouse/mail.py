@@ -3,7 +3,7 @@
 A password-reset request for an existing account sends a mail; one for an unknown
 address does not. If rendering the mail and the SMTP conversation ran inside the
 request, their duration would tell the two apart. The request thread only
-gathers plain values and the mail connection (settings as they are now); a small
+gathers plain values and the mail settings as they are now; a small
 pool of worker threads renders and delivers, and never touches the database.
 Pending mails are delivered before the process exits (the pool's threads are
 joined at interpreter shutdown).
@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
@@ -54,24 +55,44 @@ class _ThreadConnection(threading.local):
 _kept = _ThreadConnection()
 
 
+# The settings a connection is made from, and the keyword Django's backends take
+# each one as (every backend accepts and ignores the others' keywords).
+_CONNECTION_SETTINGS = (
+    ("EMAIL_HOST", "host"),
+    ("EMAIL_PORT", "port"),
+    ("EMAIL_HOST_USER", "username"),
+    ("EMAIL_HOST_PASSWORD", "password"),
+    ("EMAIL_USE_TLS", "use_tls"),
+    ("EMAIL_USE_SSL", "use_ssl"),
+    ("EMAIL_TIMEOUT", "timeout"),
+    ("EMAIL_SSL_CERTFILE", "ssl_certfile"),
+    ("EMAIL_SSL_KEYFILE", "ssl_keyfile"),
+    ("EMAIL_FILE_PATH", "file_path"),
+)
+
+
 def _settings_key() -> MailKey:
     """The settings a connection is made from: a change (tests, a reload) means a new one."""
-    return tuple(
-        getattr(settings, name, None)
-        for name in (
-            "EMAIL_BACKEND",
-            "EMAIL_HOST",
-            "EMAIL_PORT",
-            "EMAIL_HOST_USER",
-            "EMAIL_HOST_PASSWORD",
-            "EMAIL_USE_TLS",
-            "EMAIL_USE_SSL",
-            "EMAIL_TIMEOUT",
-            "EMAIL_SSL_CERTFILE",
-            "EMAIL_SSL_KEYFILE",
-            "EMAIL_FILE_PATH",
-        )
+    return (
+        getattr(settings, "EMAIL_BACKEND", None),
+        *(getattr(settings, name, None) for name, _ in _CONNECTION_SETTINGS),
     )
+
+
+def _connection_for(key: MailKey) -> BaseEmailBackend:
+    """A connection made from the settings in ``key`` (the request's), not today's.
+
+    Made on the mail thread, and only when it keeps none for ``key``: with a kept
+    connection a mail costs the request thread no backend instance (the file
+    backend's creates its directory on every instance).
+    """
+    backend, *values = key
+    options: dict[str, Any] = {
+        keyword: value
+        for (_, keyword), value in zip(_CONNECTION_SETTINGS, values, strict=True)
+        if value is not None
+    }
+    return get_connection(str(backend), **options)
 
 
 def _is_stale_connection(exc: Exception) -> bool:
@@ -88,8 +109,8 @@ def _close_quietly(connection: BaseEmailBackend) -> None:
         logger.debug("Closing a mail connection failed", exc_info=True)
 
 
-def _kept_connection(offered: BaseEmailBackend, key: MailKey) -> tuple[BaseEmailBackend, bool]:
-    """(connection, reused): this thread's open one for ``key``, else ``offered``, opened."""
+def _kept_connection(key: MailKey) -> tuple[BaseEmailBackend, bool]:
+    """(connection, reused): this thread's open one for ``key``, else a new one, opened."""
     now = time.monotonic()
     kept = _kept.connection
     if kept is not None and _kept.key == key and now - _kept.last_used < REUSE_IDLE_SECONDS:
@@ -97,15 +118,14 @@ def _kept_connection(offered: BaseEmailBackend, key: MailKey) -> tuple[BaseEmail
     if kept is not None:
         _close_quietly(kept)
     _kept.key, _kept.connection = None, None
+    offered = _connection_for(key)
     offered.open()
     _kept.key, _kept.connection = key, offered
     return offered, False
 
 
-def _send_on_kept_connection(
-    message: EmailMessage, offered: BaseEmailBackend, key: MailKey
-) -> None:
-    connection, reused = _kept_connection(offered, key)
+def _send_on_kept_connection(message: EmailMessage, key: MailKey) -> None:
+    connection, reused = _kept_connection(key)
     try:
         message.connection = connection
         message.send(fail_silently=False)
@@ -136,11 +156,12 @@ def _executor() -> ThreadPoolExecutor:
 
 def _deliver(
     build: Callable[[], EmailMessage | None],
-    connection: BaseEmailBackend,
     what: str,
+    connection: BaseEmailBackend | None = None,
     key: MailKey | None = None,
 ) -> None:
-    """Build and send one mail; with ``key`` (worker threads), on the thread's kept connection."""
+    """Build and send one mail: on ``connection`` (no worker thread), or on the worker
+    thread's kept connection for the settings ``key``."""
     try:
         message = build()
         if message is None:  # built for equal timing only (web/password_reset.py)
@@ -149,7 +170,7 @@ def _deliver(
             message.connection = connection
             message.send(fail_silently=False)
         else:
-            _send_on_kept_connection(message, connection, key)
+            _send_on_kept_connection(message, key)
     except Exception:
         # The recipient is in the message; the log names only what was lost.
         logger.exception("Could not send %s", what)
@@ -164,11 +185,11 @@ def send_in_background(build: Callable[[], EmailMessage | None], what: str) -> N
     Failures are logged there, never raised to the caller. With
     ``EMAIL_IN_BACKGROUND`` off (tests), the mail is sent before returning.
     """
-    connection = get_connection()  # the backend and settings in force for this request
     if not settings.EMAIL_IN_BACKGROUND:
-        _deliver(build, connection, what)
+        _deliver(build, what, get_connection())
         return
-    future = _executor().submit(_deliver, build, connection, what, _settings_key())
+    # The settings in force for this request; the worker makes the connection from them.
+    future = _executor().submit(_deliver, build, what, None, _settings_key())
     with _lock:
         _pending.add(future)
     future.add_done_callback(_forget)

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class RequestNotes:
-    # realms/resolve.py: the host's realm, looked up once (None: no such realm).
+    # realms/resolve.py: the host's subdomain and realm, each worked out once (realm
+    # None: no such realm).
+    subdomain: str | None = None
     realm: Realm | None = None
     realm_resolved: bool = False
     # auth/ratelimit: every limit this request was counted against (for the
@@ -32,6 +34,8 @@ class RequestNotes:
     rate_limits_applied: list[RateLimitResult] = field(default_factory=list)
     # api/params.py: the parameters the view read (the rest are reported ignored).
     processed_params: set[str] = field(default_factory=set)
+    # auth/client_ip.py: the client's address, as the trusted proxies say (None: not yet).
+    client_ip: str | None = None
 
     @classmethod
     def get_notes(cls, request: HttpRequest) -> RequestNotes:

@@ -221,11 +221,11 @@ MIDDLEWARE = [
     # Static files (the stylesheet, the admin's assets) straight from the app
     # directories: no collectstatic step, no separate file server needed.
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
     # Pages only, skipped under /api/ (web/page_middleware.py says why).
+    "keyhouse.web.page_middleware.PageSessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
     "keyhouse.web.page_middleware.PageCsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "keyhouse.web.page_middleware.PageAuthenticationMiddleware",
     # (two-factor sign-in: django_otp's OTPMiddleware is inserted here, below)
     "keyhouse.web.page_middleware.PageMessageMiddleware",
     "keyhouse.web.page_middleware.PageXFrameOptionsMiddleware",
@@ -245,7 +245,7 @@ if _two_factor_installed():
     ]
     # request.user.is_verified(): which device, if any, verified this session.
     MIDDLEWARE.insert(
-        MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+        MIDDLEWARE.index("keyhouse.web.page_middleware.PageAuthenticationMiddleware") + 1,
         "django_otp.middleware.OTPMiddleware",
     )
 # keyhouse's limit on code attempts (authenticate_second_factor_by_user, shared by
@@ -366,15 +366,16 @@ SESSION_COOKIE_AGE = 14 * 24 * 3600
 # "Checking the configuration"): W002/W003 look for Django's own clickjacking and
 # CSRF middleware, which keyhouse runs as page-only subclasses (web/page_middleware.py);
 # W004/W008: TLS ends at the proxy (keyhouse serve speaks plain http), which sends
-# HSTS and redirects http to https; W012: cookies are made Secure per HTTPS request
-# (web/secure_cookies.py), and keyhouse.W001 warns when that cannot work.
+# HSTS and redirects http to https; W010: cookies are made Secure per HTTPS request
+# (web/secure_cookies.py), and keyhouse.W001 warns when that cannot work (Django
+# says W010, not W012, because the session middleware is a page-only subclass).
 SILENCED_SYSTEM_CHECKS = [
     "auth.W004",
     "security.W002",
     "security.W003",
     "security.W004",
     "security.W008",
-    "security.W012",
+    "security.W010",
 ]
 
 LOG_LEVEL: str = _v["LOG_LEVEL"]

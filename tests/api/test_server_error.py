@@ -41,7 +41,7 @@ class FailingMiddleware:
 
 @pytest.fixture
 def client(settings: Settings) -> Client:
-    at = settings.MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware")
+    at = settings.MIDDLEWARE.index("keyhouse.web.page_middleware.PageSessionMiddleware")
     settings.MIDDLEWARE = [
         *settings.MIDDLEWARE[: at + 1],
         "tests.api.test_server_error.FailingMiddleware",

@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.test import Client, RequestFactory
 from pytest_django.fixtures import Settings
 
-from keyhouse.auth import audit
+from keyhouse.auth import audit, audit_rows
 from keyhouse.auth.audit import outcome_for_exception, prune_login_attempts, record_login_attempt
 from keyhouse.auth.hashing_gate import HashingOverloaded
 from keyhouse.auth.models import LoginAttempt
@@ -145,7 +145,7 @@ def test_failed_write_is_logged_not_raised(
     def refuse(*args: object, **kwargs: object) -> None:
         raise DatabaseError("disk I/O error")
 
-    monkeypatch.setattr(LoginAttempt, "save", refuse)
+    monkeypatch.setattr(audit_rows, "insert_row", refuse)
     with caplog.at_level(logging.ERROR, logger="keyhouse.auth.audit"):
         record(login_request(), realm, "x@example.com")  # does not raise
     assert [r.getMessage() for r in caplog.records] == [
@@ -161,7 +161,7 @@ def test_failed_write_does_not_break_the_login(
     def refuse(*args: object, **kwargs: object) -> None:
         raise DatabaseError("database is locked")
 
-    monkeypatch.setattr(LoginAttempt, "save", refuse)
+    monkeypatch.setattr(audit_rows, "insert_row", refuse)
     with caplog.at_level(logging.ERROR, logger="keyhouse.auth.audit"):
         response = client.post(
             "/api/v1/fetch_api_key", {"username": "hamlet@example.com", "password": PASSWORD}
@@ -181,7 +181,7 @@ def failing_insert(*args: object, **kwargs: object) -> None:
 def test_failed_write_inside_a_transaction_leaves_it_usable(
     realm: Realm, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(LoginAttempt, "save", failing_insert)
+    monkeypatch.setattr(audit_rows, "insert_row", failing_insert)
     with caplog.at_level(logging.ERROR, logger="keyhouse.auth.audit"):
         with transaction.atomic():
             record(login_request(), realm, "x@example.com")
@@ -200,7 +200,7 @@ def test_outside_a_transaction_the_entry_is_committed_alone(
     assert not connection.in_atomic_block  # nothing left open
     assert list(LoginAttempt.objects.values_list("username", flat=True)) == ["ok@example.com"]
 
-    monkeypatch.setattr(LoginAttempt, "save", failing_insert)
+    monkeypatch.setattr(audit_rows, "insert_row", failing_insert)
     with caplog.at_level(logging.ERROR, logger="keyhouse.auth.audit"):
         record(login_request(), realm, "lost@example.com")  # logged, not raised
     assert len(caplog.records) == 1

@@ -19,6 +19,8 @@ RATELIMIT = SRC / "auth" / "ratelimit"
 
 PIPELINE_ONLY = (
     "record_login_attempt",
+    "open_login_attempt",
+    "close_login_attempt",
     "check_login_limits",
     "login_succeeded",
     "refund",
@@ -59,7 +61,8 @@ def test_the_pipeline_calls_them() -> None:
     """
     from keyhouse.auth import login_limits
 
-    assert any(site.startswith("auth/pipeline.py:") for site in call_sites("record_login_attempt"))
+    for name in ("record_login_attempt", "open_login_attempt", "close_login_attempt"):
+        assert any(site.startswith("auth/pipeline.py:") for site in call_sites(name))
     source = PIPELINE.read_text()
     for call in ("limits.check(", "limits.refund(", "limits.succeeded("):
         assert call in source

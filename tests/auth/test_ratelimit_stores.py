@@ -19,7 +19,7 @@ import pytest
 from django.db import connection, connections
 from django.test import RequestFactory
 
-from keyhouse.auth.ratelimit import RateLimited, clear, hit, refund
+from keyhouse.auth.ratelimit import RateLimited, clear, clear_all, hit, hit_all, refund
 from keyhouse.auth.ratelimit.stores import HITS_TABLE, SqliteStore, decide, get_store
 from tests.e2e.harness import REPO_ROOT, clean_env
 
@@ -289,3 +289,52 @@ def test_sqlite_hit_survives_a_concurrent_clear(tmp_path: Path) -> None:
     assert report["hits"] > 1000 and report["clears"] > 1000, report  # the race was exercised
     assert report["errors"] == 0, report
     assert report["answers_ok"], report
+
+
+# --- Several keys in one call (a login's IP and username: hit_all) ---------------
+
+
+def test_hit_all_counts_every_key_in_one_call(settings, ratelimit_store: str) -> None:  # type: ignore[no-untyped-def]
+    settings.RATE_LIMITING_RULES = {"ip": [(60, 2)], "name": [(1, 100), (60, 3)]}
+    ip, name = uuid.uuid4().hex, uuid.uuid4().hex
+    results = hit_all(None, [("ip", ip), ("name", name)])
+    assert [(r.domain, r.remaining, r.max_calls) for r in results] == [("ip", 1, 2), ("name", 2, 3)]
+    # The first key's last allowed hit does not count against the second key's
+    # (the refusals are decided before any hit goes in).
+    results = hit_all(None, [("ip", ip), ("name", name)])
+    assert [r.remaining for r in results] == [0, 1]
+    assert hit(None, "name", name).remaining == 0  # three hits on the name, as counted
+
+
+def test_hit_all_stops_at_the_first_refused_key(settings, ratelimit_store: str) -> None:  # type: ignore[no-untyped-def]
+    settings.RATE_LIMITING_RULES = {"ip": [(60, 1)], "name": [(60, 5)]}
+    ip, name = uuid.uuid4().hex, uuid.uuid4().hex
+    hit(None, "ip", ip)
+    request = RequestFactory().get("/")
+    with pytest.raises(RateLimited):
+        hit_all(request, [("ip", ip), ("name", name)])
+    assert hit(None, "name", name).remaining == 4  # the refused IP's attempt never reached it
+    # The other way round: the name refused, the IP before it stays counted.
+    settings.RATE_LIMITING_RULES = {"ip": [(60, 5)], "name": [(60, 1)]}
+    ip, name = uuid.uuid4().hex, uuid.uuid4().hex
+    hit(None, "name", name)
+    with pytest.raises(RateLimited):
+        hit_all(None, [("ip", ip), ("name", name)])
+    assert hit(None, "ip", ip).remaining == 3
+
+
+def test_refund_after_hit_all_gives_both_back(settings, ratelimit_store: str) -> None:  # type: ignore[no-untyped-def]
+    settings.RATE_LIMITING_RULES = {"ip": [(60, 1)], "name": [(60, 1)]}
+    ip, name = uuid.uuid4().hex, uuid.uuid4().hex
+    request = RequestFactory().get("/")
+    hit_all(request, [("ip", ip), ("name", name)])
+    refund(request, {"ip", "name"})
+    hit_all(None, [("ip", ip), ("name", name)])  # both free again
+
+
+def test_clear_all_forgets_every_entity(settings, ratelimit_store: str) -> None:  # type: ignore[no-untyped-def]
+    settings.RATE_LIMITING_RULES = {"name": [(60, 1)]}
+    a, b = uuid.uuid4().hex, uuid.uuid4().hex
+    hit_all(None, [("name", a), ("name", b)])
+    clear_all("name", {a, b})
+    hit_all(None, [("name", a), ("name", b)])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib.auth.hashers import Argon2PasswordHasher, make_password
 from django.db import IntegrityError, transaction
@@ -14,7 +16,7 @@ from keyhouse.users.actions import (
     create_user,
     regenerate_api_key,
 )
-from keyhouse.users.models import Role, User
+from keyhouse.users.models import Role, User, lookups_remembered
 from keyhouse.users.password_policy import PasswordTooWeakError
 from tests.conftest import PASSWORD
 
@@ -25,6 +27,24 @@ def test_email_unique_per_realm_case_insensitively(realm: Realm, user: User) -> 
     # The database enforces it too, whatever code path writes.
     with pytest.raises(IntegrityError), transaction.atomic():
         User.objects.create(realm=realm, delivery_email="HAMLET@example.COM", full_name="X")
+
+
+def test_a_sign_in_looks_an_account_up_once(
+    realm: Realm, user: User, django_assert_num_queries: Any
+) -> None:
+    """Inside lookups_remembered (the sign-in pipeline), a found account is not asked again;
+    a name that reaches no one is asked every time (the first LDAP login creates it)."""
+    with lookups_remembered():
+        with django_assert_num_queries(1):
+            first = User.objects.get_by_delivery_email("hamlet@example.com", realm)
+            assert User.objects.get_by_delivery_email(" hamlet@example.com", realm) is first
+        with django_assert_num_queries(2):
+            assert User.objects.get_by_delivery_email("nobody@example.com", realm) is None
+            assert User.objects.get_by_delivery_email("nobody@example.com", realm) is None
+        created = create_user(realm, "nobody@example.com", "No Body")
+        assert User.objects.get_by_delivery_email("nobody@example.com", realm) == created
+    with django_assert_num_queries(1):  # outside: every lookup is a query
+        User.objects.get_by_delivery_email("hamlet@example.com", realm)
 
 
 def test_same_email_allowed_in_another_realm(user: User) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.http import HttpResponse
 from django.test import Client
 from pytest_django.fixtures import Settings
 
@@ -28,15 +29,21 @@ DEV_BACKEND = "keyhouse.auth.backends.DevAuthBackend"
 def test_settings_use_the_page_only_variants() -> None:
     """Django's own classes would run for /api/ too: they must not be listed beside ours."""
     middleware = django_settings.MIDDLEWARE
-    for name in ("CsrfViewMiddleware", "MessageMiddleware", "XFrameOptionsMiddleware"):
+    for name in (
+        "SessionMiddleware",
+        "CsrfViewMiddleware",
+        "AuthenticationMiddleware",
+        "MessageMiddleware",
+        "XFrameOptionsMiddleware",
+    ):
         assert f"keyhouse.web.page_middleware.Page{name}" in middleware
         assert not [m for m in middleware if m.endswith(f".{name}")], middleware
     # Messages need the session and the CSRF check comes before authentication, as in Django.
-    assert middleware.index("django.contrib.sessions.middleware.SessionMiddleware") < (
+    assert middleware.index("keyhouse.web.page_middleware.PageSessionMiddleware") < (
         middleware.index("keyhouse.web.page_middleware.PageMessageMiddleware")
     )
     assert middleware.index("keyhouse.web.page_middleware.PageCsrfViewMiddleware") < (
-        middleware.index("django.contrib.auth.middleware.AuthenticationMiddleware")
+        middleware.index("keyhouse.web.page_middleware.PageAuthenticationMiddleware")
     )
 
 
@@ -147,3 +154,31 @@ def test_the_policy_allows_no_inline_code_and_the_templates_have_none() -> None:
 def test_the_mobile_flow_may_end_in_the_apps_scheme() -> None:
     """Browsers hold a form's redirect to form-action: the zulip:// hand-off must pass."""
     assert "form-action 'self' zulip:" in CONTENT_SECURITY_POLICY
+
+
+@pytest.mark.parametrize(
+    ("path", "has_session"),
+    [
+        ("/api/v1/users/me", False),
+        ("/api/v1/fetch_api_key", False),
+        ("/api/v1/dev_fetch_api_key", True),  # the development login starts a session
+        ("/auth/verify", True),  # the gateway accepts the browser's session
+        ("/json/fetch_api_key", True),
+        ("/login/", True),
+    ],
+)
+def test_the_session_and_its_user_are_loaded_only_where_used(path: str, has_session: bool) -> None:
+    from django.test import RequestFactory
+
+    from keyhouse.web.page_middleware import PageAuthenticationMiddleware, PageSessionMiddleware
+
+    seen: dict[str, bool] = {}
+
+    def view(request):  # type: ignore[no-untyped-def]
+        seen["session"] = hasattr(request, "session")
+        seen["user"] = hasattr(request, "user")
+        return HttpResponse("ok")
+
+    chain = PageSessionMiddleware(PageAuthenticationMiddleware(view))
+    chain(RequestFactory().get(path))
+    assert seen == {"session": has_session, "user": has_session}

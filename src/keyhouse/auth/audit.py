@@ -1,6 +1,13 @@
 """Record login attempts for the audit trail, and prune the old ones.
 
-Only the sign-in pipeline (auth/pipeline.py) records attempts, once each. Changes
+Only the sign-in pipeline (auth/pipeline.py) records attempts, once each: an
+attempt refused before any secret is checked gets its entry in one write
+(``record_login_attempt``); one that reaches the password check gets it *before*
+the check (``open_login_attempt``: outcome failure, reason ``INTERRUPTED``) and
+its outcome after it (``close_login_attempt``). So a worker killed in between
+leaves an entry that says the attempt never finished, never none
+(tests/e2e/test_crash_keeps_records.py).
+Changes
 to how an account signs in that are not attempts (an operator resetting its second
 factor, its owner enrolling one) go in the same trail through ``record_account_event``,
 so that `keyhouse audit list --user` tells the whole story.
@@ -15,7 +22,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import random
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -23,6 +30,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from keyhouse.auth import audit_rows
 from keyhouse.auth.client_ip import client_ip
 from keyhouse.auth.models import USER_AGENT_MAX, USERNAME_MAX, LoginAttempt
 from keyhouse.auth.refusals import SignInRefused
@@ -34,6 +42,10 @@ from keyhouse.users.models import User
 logger = logging.getLogger("keyhouse.auth.audit")
 
 Outcome = LoginAttempt.Outcome
+
+# The reason of an entry opened before the password check whose outcome was never
+# written: the server stopped (a crash, a kill) before it could answer.
+INTERRUPTED = "INTERRUPTED"
 
 # An opportunistic prune runs inside someone's login; bound its work so that a
 # lowered retention does not make one unlucky request delete millions of rows.
@@ -87,17 +99,74 @@ def record_login_attempt(
     """
     # Counted even if the row cannot be written (ops/metrics.py listens).
     notify(login_attempted, LoginAttempt, outcome=outcome, reason=reason, method=method)
+    if _insert(request, realm, username, user, outcome, reason, method) is not None:
+        _maybe_prune()
+
+
+def open_login_attempt(
+    request: HttpRequest, *, realm: Realm, username: str, user: User | None, method: str
+) -> int | None:
+    """Write the entry of an attempt about to check a secret: "failure, INTERRUPTED"
+    until ``close_login_attempt`` says how it ended. Its id, or None if it could not
+    be written (logged)."""
+    return _insert(request, realm, username, user, Outcome.FAILURE, INTERRUPTED, method)
+
+
+def close_login_attempt(
+    entry: int | None,
+    *,
+    realm: Realm,
+    user: User | None,
+    outcome: str,
+    reason: str,
+    method: str,
+) -> None:
+    """Write the outcome into the entry ``open_login_attempt`` made (one UPDATE).
+
+    If the entry could not be opened, its failure was logged then; the database
+    is not asked again in the same second.
+    """
+    notify(login_attempted, LoginAttempt, outcome=outcome, reason=reason, method=method)
+    if entry is None:
+        return
     try:
-        # Inside a caller's transaction, a savepoint, so that a failed insert does
-        # not poison it. Outside one (every API login), the insert is its own
-        # transaction: no BEGIN and COMMIT round trips around it.
-        in_transaction = transaction.get_connection().in_atomic_block
-        with transaction.atomic() if in_transaction else nullcontext():
-            LoginAttempt.objects.create(
-                realm=realm,
+        with _isolated():
+            audit_rows.update_row(
+                entry, outcome=outcome, reason=reason, user_id=user.id if user is not None else None
+            )
+    except Exception:
+        _log_failure(realm, outcome, reason)
+        return
+    _maybe_prune()
+
+
+def _isolated() -> AbstractContextManager[object]:
+    """Inside a caller's transaction, a savepoint, so that a failed write does not
+    poison it. Outside one (every API login), the statement is its own transaction:
+    no BEGIN and COMMIT round trips around it."""
+    in_transaction = transaction.get_connection().in_atomic_block
+    return transaction.atomic() if in_transaction else nullcontext()
+
+
+def _insert(
+    request: HttpRequest,
+    realm: Realm | None,
+    username: str,
+    user: User | None,
+    outcome: str,
+    reason: str,
+    method: str,
+) -> int | None:
+    try:
+        with _isolated():
+            if user is None:
+                user = _account_for(realm, username)
+            entry = audit_rows.insert_row(
+                timestamp=timezone.now(),
+                realm_id=realm.id if realm is not None else None,
                 subdomain=realm.subdomain if realm is not None else "",
                 username=_clean_text(username, USERNAME_MAX),
-                user=user if user is not None else _account_for(realm, username),
+                user_id=user.id if user is not None else None,
                 client_ip=_clean_ip(client_ip(request)),
                 user_agent=_clean_text(request.META.get("HTTP_USER_AGENT", ""), USER_AGENT_MAX),
                 method=method,
@@ -105,14 +174,18 @@ def record_login_attempt(
                 reason=reason,
             )
     except Exception:
-        logger.exception(
-            "Could not record a login attempt (realm %r, outcome %s, reason %s)",
-            realm.subdomain if realm is not None else None,
-            outcome,
-            reason,
-        )
-        return
-    _maybe_prune()
+        _log_failure(realm, outcome, reason)
+        return None
+    return entry
+
+
+def _log_failure(realm: Realm | None, outcome: str, reason: str) -> None:
+    logger.exception(
+        "Could not record a login attempt (realm %r, outcome %s, reason %s)",
+        realm.subdomain if realm is not None else None,
+        outcome,
+        reason,
+    )
 
 
 def record_account_event(

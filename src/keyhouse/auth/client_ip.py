@@ -13,6 +13,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from keyhouse.auth.ip_blocks import unmapped
+from keyhouse.request_notes import RequestNotes
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -37,7 +38,17 @@ def is_trusted_proxy(addr: str) -> bool:
 
 
 def client_ip(request: HttpRequest) -> str:
-    """REMOTE_ADDR, or, behind trusted proxies, the nearest untrusted X-Forwarded-For hop."""
+    """REMOTE_ADDR, or, behind trusted proxies, the nearest untrusted X-Forwarded-For hop.
+
+    Worked out once per request: a login asks for it three times (limits, audit, mail).
+    """
+    notes = RequestNotes.get_notes(request)
+    if notes.client_ip is None:
+        notes.client_ip = _client_ip(request)
+    return notes.client_ip
+
+
+def _client_ip(request: HttpRequest) -> str:
     remote = request.META.get("REMOTE_ADDR", "") or ""
     if not is_trusted_proxy(remote):
         return remote

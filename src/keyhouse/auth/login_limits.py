@@ -25,7 +25,7 @@ from django.http import HttpRequest
 
 from keyhouse.auth.client_ip import client_ip, is_exempt_from_ip_limits
 from keyhouse.auth.ip_blocks import ip_limit_entity
-from keyhouse.auth.ratelimit import clear, hit, refund
+from keyhouse.auth.ratelimit import clear, clear_all, hit_all, refund
 from keyhouse.auth.username_key import account_key, username_key
 from keyhouse.outages import DependencyUnavailable
 from keyhouse.realms.models import Realm
@@ -56,11 +56,12 @@ def check_login_limits(request: HttpRequest, realm: Realm, username: str) -> str
     """
     if not _limits_on():
         return None
-    ip = client_ip(request)
-    if ip and not is_exempt_from_ip_limits(ip):
-        hit(request, BY_IP, ip_limit_entity(ip))
     entity = username_key(realm, username)
-    hit(request, BY_USERNAME, entity)
+    ip = client_ip(request)
+    hits = [(BY_USERNAME, entity)]
+    if ip and not is_exempt_from_ip_limits(ip):
+        hits.insert(0, (BY_IP, ip_limit_entity(ip)))  # the IP first: its refusal counts no name
+    hit_all(request, hits)  # one round trip to the store for both
     return entity
 
 
@@ -72,8 +73,7 @@ def refund_login_limits(request: HttpRequest) -> None:
 def login_succeeded(user: User, counted: str | None) -> None:
     """The owner proved themselves: clear the budget this attempt spent, and the account's."""
     entities = {account_key(user)} | ({counted} if counted else set())
-    for entity in entities:
-        clear(BY_USERNAME, entity)
+    clear_all(BY_USERNAME, entities)  # one statement (or one Redis command) for both
 
 
 def _limits_on() -> bool:
@@ -85,7 +85,7 @@ def check_second_factor_limits(request: HttpRequest, realm: Realm, username: str
     if not _limits_on():
         return None
     entity = username_key(realm, username)
-    hit(request, SECOND_FACTOR_BY_USER, entity)
+    hit_all(request, [(SECOND_FACTOR_BY_USER, entity)])
     return entity
 
 

@@ -1,7 +1,7 @@
 """The one sign-in pipeline every method plugs into (docs/decisions.md, "One sign-in pipeline").
 
-    attempt → limits → method enabled → backend(s) → account checks → second factor
-            → audit → success steps
+    attempt → limits → method enabled → audit entry opened → backend(s) → account checks
+            → second factor → success: limits cleared, audit entry closed → new-login email
 
 A method (the API's fetch_api_key, the web form, re-authentication, dev login,
 the admin's staff login; later SSO) is a small adapter: it builds an ``Attempt``
@@ -23,14 +23,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import authenticate as django_authenticate
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest
 
+from keyhouse import test_hooks
 from keyhouse.auth import second_factor
-from keyhouse.auth.audit import Outcome, outcome_for_exception, record_login_attempt
+from keyhouse.auth.audit import (
+    Outcome,
+    close_login_attempt,
+    open_login_attempt,
+    outcome_for_exception,
+    record_login_attempt,
+)
+from keyhouse.auth.backend_chain import authenticate
 from keyhouse.auth.login_limits import PASSWORD_LIMITS, SECOND_FACTOR_LIMITS, LoginLimits
 from keyhouse.auth.login_notifications import email_on_new_login
+from keyhouse.auth.ratelimit import joint_transaction
 from keyhouse.auth.refusals import (
     PASSWORD_FLAG_ORDER,
     SECOND_FACTOR_FLAG_ORDER,
@@ -44,7 +52,7 @@ from keyhouse.auth.refusals import (
 from keyhouse.outages import DependencyUnavailable
 from keyhouse.realms.methods import password_auth_enabled
 from keyhouse.realms.models import Realm
-from keyhouse.users.models import User
+from keyhouse.users.models import User, lookups_remembered
 
 # The backend step failed because of the server, not the client: the attempt
 # proved nothing, so it costs nothing against the limits (a busy server or a down
@@ -63,8 +71,9 @@ FlagOrder = tuple[tuple[str, type[SignInRefused]], ...]
 class Attempt:
     """One sign-in attempt, as a method adapter describes it.
 
-    ``credentials`` go to Django's ``authenticate`` (so the configured backends
-    run, in AUTHENTICATION_BACKEND_ORDER) unless ``verify`` replaces that step.
+    ``credentials`` go to Django's ``authenticate`` loop (auth/backend_chain.py), so
+    the configured backends run, in AUTHENTICATION_BACKEND_ORDER, unless ``verify``
+    replaces that step.
     ``flag_order`` turns the backends' ``return_data`` flags into a refusal.
     ``expected_user`` makes it a re-authentication: any other outcome is
     ``PasswordIncorrect``. ``limits`` is the budget ``limited`` attempts spend.
@@ -98,23 +107,73 @@ class Attempt:
         return self.hide_account_state
 
 
+class _AuditEntry:
+    """An attempt's one audit entry: opened before the secret is checked, then closed.
+
+    Opened, it survives a worker killed mid-request (outcome failure, reason
+    INTERRUPTED); an attempt refused before the check is written once, whole.
+    """
+
+    def __init__(self, attempt: Attempt) -> None:
+        self.attempt = attempt
+        self.opened = False
+        self.entry: int | None = None
+        self.finished = False
+
+    def open(self) -> None:
+        a = self.attempt
+        self.entry = open_login_attempt(
+            a.request, realm=a.realm, username=a.username, user=a.expected_user, method=a.method
+        )
+        self.opened = True
+
+    def finish(self, outcome: str, reason: str, user: User | None = None) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        a = self.attempt
+        user = user if user is not None else a.expected_user
+        if self.opened:
+            close_login_attempt(
+                self.entry,
+                realm=a.realm,
+                user=user,
+                outcome=outcome,
+                reason=reason,
+                method=a.method,
+            )
+        else:
+            record_login_attempt(
+                a.request,
+                realm=a.realm,
+                username=a.username,
+                user=user,
+                outcome=outcome,
+                reason=reason,
+                method=a.method,
+            )
+
+
 def sign_in(attempt: Attempt) -> User:
     """The signed-in user, or ``SignInRefused`` (as the client may see it).
 
-    Exactly one audit entry per call, whatever happens.
+    Exactly one audit entry per call, whatever happens. The account the username
+    names is looked up once for the limits, the backend and the audit entry.
     """
-    try:
-        user = authenticate_attempt(attempt)
-    except SignInRefused as refusal:
-        _audit(attempt, refusal.outcome, refusal.code)
-        shown = shown_to_client(refusal, hide_account_state=attempt.hides_account_state())
-        if shown is refusal:
+    test_hooks.signing_in()
+    audit = _AuditEntry(attempt)
+    with lookups_remembered():
+        try:
+            user = authenticate_attempt(attempt, audit)
+        except SignInRefused as refusal:
+            audit.finish(refusal.outcome, refusal.code)
+            shown = shown_to_client(refusal, hide_account_state=attempt.hides_account_state())
+            if shown is refusal:
+                raise
+            raise shown from None
+        except Exception as exc:  # a bug or an outage: recorded, then the usual 500/503
+            audit.finish(*outcome_for_exception(exc))
             raise
-        raise shown from None
-    except Exception as exc:  # a bug or an outage: recorded, then the usual 500/503
-        _audit(attempt, *outcome_for_exception(exc))
-        raise
-    _audit(attempt, Outcome.SUCCESS, "", user)
     if attempt.second_step_follows and second_factor.required(user):
         return user  # not signed in yet: the code step sends the email
     if attempt.new_login_email:
@@ -122,15 +181,33 @@ def sign_in(attempt: Attempt) -> User:
     return user
 
 
-def authenticate_attempt(attempt: Attempt) -> User:
-    """Limits, method check, backends, account checks; the success's limit clearing."""
+def authenticate_attempt(attempt: Attempt, audit: _AuditEntry) -> User:
+    """Limits, method check, backends, account checks; the success's limit clearing.
+
+    The writes before the secret is checked (the limits' hits, the audit entry) go
+    out before it, so a worker killed during or after the check has counted the
+    attempt and left its entry; where the limits and the audit trail share a
+    database (PostgreSQL without Redis) they are one commit, and so are the
+    success's clearing and its outcome.
+    """
     limits = attempt.limits
-    counted = (
-        limits.check(attempt.request, attempt.realm, attempt.username) if attempt.limited else None
-    )
-    if attempt.needs_password_auth and not password_auth_enabled(attempt.realm):
-        # No installed and enabled backend can check a password here.
-        raise PasswordAuthDisabled()
+    refused_early: SignInRefused | None = None
+    with joint_transaction():
+        try:
+            counted = (
+                limits.check(attempt.request, attempt.realm, attempt.username)
+                if attempt.limited
+                else None
+            )
+            if attempt.needs_password_auth and not password_auth_enabled(attempt.realm):
+                # No installed and enabled backend can check a password here.
+                raise PasswordAuthDisabled()
+        except SignInRefused as refused:
+            refused_early = refused  # raised after the commit: the hits counted so far stay
+        else:
+            audit.open()
+    if refused_early is not None:
+        raise refused_early
     flags: dict[str, Any] = {}
     try:
         user = _verify(attempt, flags)
@@ -142,6 +219,7 @@ def authenticate_attempt(attempt: Attempt) -> User:
         if attempt.limited:
             limits.refund(attempt.request)
         raise
+    test_hooks.reached("after-verification")
     if attempt.expected_user is not None and (user is None or user.pk != attempt.expected_user.pk):
         raise PasswordIncorrect()
     if user is None:
@@ -149,30 +227,20 @@ def authenticate_attempt(attempt: Attempt) -> User:
     if attempt.password_is_final and second_factor.refuses_password_only(attempt.realm, user):
         # After the password proved right: nobody learns from it who has a second factor.
         raise SecondFactorRequired()
-    if attempt.limited:
-        limits.succeeded(user, counted)
+    with joint_transaction():
+        if attempt.limited:
+            limits.succeeded(user, counted)
+        audit.finish(Outcome.SUCCESS, "", user)
     return user
 
 
 def _verify(attempt: Attempt, flags: dict[str, Any]) -> User | None:
     if attempt.verify is not None:
         return attempt.verify(flags)
-    user = django_authenticate(
+    user = authenticate(
         request=attempt.request, realm=attempt.realm, return_data=flags, **attempt.credentials
     )
     return user if isinstance(user, User) else None
-
-
-def _audit(attempt: Attempt, outcome: str, reason: str, user: User | None = None) -> None:
-    record_login_attempt(
-        attempt.request,
-        realm=attempt.realm,
-        username=attempt.username,
-        user=user if user is not None else attempt.expected_user,
-        outcome=outcome,
-        reason=reason,
-        method=attempt.method,
-    )
 
 
 def password_attempt(

@@ -53,12 +53,14 @@ def account_key(user: User) -> str:
 def username_key(realm: Realm, username: str) -> str:
     """The entity the per-username limit counts for ``username`` in ``realm``."""
     name = _as_account_email(realm, username.strip())
-    folded = fold(name)
     user = User.objects.get_by_delivery_email(name, realm)
-    if user is None and folded != name:
-        user = User.objects.get_by_delivery_email(folded, realm)
     if user is not None:
         return account_key(user)
+    folded = fold(name)
+    if folded != name:
+        user = User.objects.get_by_delivery_email(folded, realm)
+        if user is not None:
+            return account_key(user)
     digest = hashlib.sha256(folded.encode("utf-8", "surrogatepass")).hexdigest()
     return f"{realm.id}:name:{digest}"
 

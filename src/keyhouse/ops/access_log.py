@@ -11,6 +11,7 @@ string: fetch_api_key accepts credentials there.
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,8 +40,8 @@ class AccessLogger(glogging.Logger):
         if not hasattr(self, "access_log_enabled"):  # gunicorn < 24 decides inside access()
             super().access(resp, req, environ, request_time)
             return
-        if not self.access_log_enabled:
-            return
+        if not self.access_log_enabled or not self.access_log.isEnabledFor(logging.INFO):
+            return  # the fields below would be worked out for nothing
         status = resp.status
         if isinstance(status, str):
             status = status.split(None, 1)[0]

@@ -141,6 +141,19 @@ def zulip_code(response: HttpResponse) -> str:
     return code if isinstance(code, str) and _ZULIP_CODE.fullmatch(code) else ""
 
 
+# ``labels()`` checks and joins its values and takes the metric's lock on every call;
+# the children it returns are kept by the metric anyway, so keep a direct handle.
+# The labels are bounded (see above), so these caches are too.
+@lru_cache(maxsize=4096)
+def _requests(route: str, method: str, status: str, code: str) -> Any:
+    return REQUESTS.labels(route, method, status, code)
+
+
+@lru_cache(maxsize=1024)
+def _latency(route: str, method: str) -> Any:
+    return LATENCY.labels(route, method)
+
+
 class MetricsMiddleware:
     """Count and time every request; near the top, so it sees the final response."""
 
@@ -154,8 +167,8 @@ class MetricsMiddleware:
         try:
             route, method = route_label(request), method_label(request)
             status = response.status_code
-            REQUESTS.labels(route, method, status_class(status), zulip_code(response)).inc()
-            LATENCY.labels(route, method).observe(elapsed)
+            _requests(route, method, status_class(status), zulip_code(response)).inc()
+            _latency(route, method).observe(elapsed)
         except Exception:  # a metrics failure (a full disk under mmap) must not fail a request
             logger.exception("Could not record request metrics")
         return response

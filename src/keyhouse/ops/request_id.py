@@ -12,8 +12,8 @@ ready: it must not import models.
 from __future__ import annotations
 
 import logging
+import os
 import re
-import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 
@@ -52,7 +52,8 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.META.get(_META_KEY, "")
-        request_id = incoming if valid_request_id(incoming) else uuid.uuid4().hex
+        # 128 random bits in hex, as uuid4().hex but without building a UUID object.
+        request_id = incoming if valid_request_id(incoming) else os.urandom(16).hex()
         request.request_id = request_id  # type: ignore[attr-defined]
         token = request_id_var.set(request_id)
         try:

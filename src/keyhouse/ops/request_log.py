@@ -29,7 +29,7 @@ class AccessLogMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
         response = self.get_response(request)
-        if settings.LOG_FORMAT == "json":
+        if settings.LOG_FORMAT == "json" and access_logger.isEnabledFor(logging.INFO):
             log_access(request, response, time.perf_counter() - started)
         return response
 

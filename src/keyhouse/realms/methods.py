@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from keyhouse import social_providers
 from keyhouse.backend_choice import (
@@ -48,12 +50,30 @@ ZULIP_AUTH_METHOD_KEYS: tuple[str, ...] = (
 )
 
 
-def server_configured_methods() -> set[str]:
+def server_configured_methods() -> frozenset[str]:
     """Backends this server can run at all, whatever any realm says.
 
     The same answer settings.py built AUTHENTICATION_BACKENDS from
     (keyhouse/backend_choice.py): a method is on only if a backend can serve it.
+    Worked out once: every login asks several times, settings never change at run
+    time, and a test that changes them (Django's ``setting_changed``) clears it.
     """
+    global _configured
+    if _configured is None:
+        _configured = frozenset(_configured_methods())
+    return _configured
+
+
+_configured: frozenset[str] | None = None
+
+
+@receiver(setting_changed, dispatch_uid="keyhouse.realms.methods.configured")
+def _forget_configured_methods(**kwargs: object) -> None:
+    global _configured
+    _configured = None
+
+
+def _configured_methods() -> set[str]:
     configured = set(
         runnable_password_methods(
             settings.AUTHENTICATION_BACKEND_ORDER, settings.AUTH_LDAP_SERVER_URI

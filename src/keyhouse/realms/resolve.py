@@ -30,7 +30,11 @@ def subdomain_for_host(host: str) -> str:
 
 
 def get_subdomain(request: HttpRequest) -> str:
-    return subdomain_for_host(request.get_host())
+    """The subdomain the request's host names; worked out once per request."""
+    notes = RequestNotes.get_notes(request)
+    if notes.subdomain is None:
+        notes.subdomain = subdomain_for_host(request.get_host())
+    return notes.subdomain
 
 
 def get_realm(subdomain: str) -> Realm | None:

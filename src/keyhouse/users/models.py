@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
 from django.db.models import CharField, Value
@@ -42,10 +46,22 @@ class UserManager(BaseUserManager["User"]):
         )
 
     def get_by_delivery_email(self, email: str, realm: Realm) -> User | None:
-        """Zulip's get_user_by_delivery_email: a case-insensitive match within one realm."""
+        """Zulip's get_user_by_delivery_email: a case-insensitive match within one realm.
+
+        Inside ``lookups_remembered()`` an account found once is not looked up again.
+        """
         if "\x00" in email:
             return None
-        return _BY_EMAIL_IN_REALM.first(email.strip(), realm.id)
+        remembered = _remembered.get()
+        if remembered is None:
+            return _BY_EMAIL_IN_REALM.first(email.strip(), realm.id)
+        key = (realm.id, email.strip())
+        user = remembered.get(key)
+        if user is None:
+            user = _BY_EMAIL_IN_REALM.first(key[1], key[0])
+            if user is not None:
+                remembered[key] = user
+        return user
 
     def all_with_email(self, email: str) -> list[User]:
         """``with_email(email)`` as a list, from a prepared query (every API-key request)."""
@@ -125,3 +141,23 @@ _BY_EMAIL_IN_REALM = PreparedQuery(
     str,
     int,
 )
+
+
+# One sign-in asks for the account a name reaches up to three times (the login
+# limit's key, the backend, the audit entry of a refusal): auth/pipeline.py makes
+# them one query. Only accounts found are remembered: a name that reaches no one
+# may get an account on the way (the first LDAP login creates it). Per context, so
+# per request thread.
+_remembered: ContextVar[dict[tuple[int, str], User] | None] = ContextVar(
+    "keyhouse_remembered_users", default=None
+)
+
+
+@contextmanager
+def lookups_remembered() -> Iterator[None]:
+    """Within the block, ``get_by_delivery_email`` asks the database once per name."""
+    token = _remembered.set({})
+    try:
+        yield
+    finally:
+        _remembered.reset(token)

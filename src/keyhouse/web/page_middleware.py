@@ -3,9 +3,10 @@
 API requests carry credentials in a header or the body, never cookies, and get
 JSON, never a page: they need no flash messages, no CSRF cookie and no framing
 policy. Skipping these middlewares for them saves a measurable share of an
-API-key request's CPU (docs/performance.md). Sessions and authentication stay
-on for every path: the development login under /api/v1/ also starts a session,
-and the CSRF token its login rotates is still sent.
+API-key request's CPU (docs/performance.md). Sessions and the session user are
+skipped under /api/ too, except for the development login, which starts a
+session as Zulip's does (the CSRF token its login rotates is still sent); the
+gateway's /auth/verify keeps them, since it accepts the browser's session.
 Every /api/ view is CSRF-exempt, so Django's CSRF view check, which runs for all
 paths, lets them through as before.
 
@@ -18,7 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
@@ -38,6 +41,31 @@ class _PagesOnly:
 
 
 class PageMessageMiddleware(_PagesOnly, MessageMiddleware):
+    pass
+
+
+# The /api/ views that use the session: the development login (Zulip's do_login).
+# Every other /api/ view authenticates by header or body and never reads a cookie.
+API_SESSION_PATHS = frozenset({"/api/v1/dev_fetch_api_key"})
+
+
+class _NotForTheApi:
+    """Skipped under /api/ (but for API_SESSION_PATHS); the gateway keeps it."""
+
+    get_response: Any
+
+    def __call__(self, request: HttpRequest) -> Any:
+        path = request.path_info
+        if path.startswith("/api/") and path not in API_SESSION_PATHS:
+            return self.get_response(request)
+        return super().__call__(request)  # type: ignore[misc]
+
+
+class PageSessionMiddleware(_NotForTheApi, SessionMiddleware):
+    pass
+
+
+class PageAuthenticationMiddleware(_NotForTheApi, AuthenticationMiddleware):
     pass
 
 

@@ -9,9 +9,22 @@ from keyhouse.auth.ratelimit.limiter import (
     RateLimited,
     RateLimitResult,
     clear,
+    clear_all,
     hit,
+    hit_all,
+    joint_transaction,
     refund,
     rules_for,
 )
 
-__all__ = ["RateLimited", "RateLimitResult", "clear", "hit", "refund", "rules_for"]
+__all__ = [
+    "RateLimited",
+    "RateLimitResult",
+    "clear",
+    "clear_all",
+    "hit",
+    "hit_all",
+    "joint_transaction",
+    "refund",
+    "rules_for",
+]

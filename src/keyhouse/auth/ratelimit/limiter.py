@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -57,8 +59,47 @@ def hit(request: HttpRequest | None, domain: str, entity: str) -> RateLimitResul
     return result
 
 
+def hit_all(request: HttpRequest | None, hits: Sequence[tuple[str, str]]) -> list[RateLimitResult]:
+    """Count one hit for each (domain, entity), in order, in one call to the store.
+
+    As ``hit`` for each in turn: the first refused one raises RateLimited, and the
+    ones before it stay counted.
+    """
+    checked = [(domain, _key(domain, entity), rules_for(domain)) for domain, entity in hits]
+    answers = get_store().hit_many([(key, rules) for _, key, rules in checked])
+    results = [
+        RateLimitResult(
+            domain,
+            answer.limited,
+            answer.secs_to_freedom,
+            answer.remaining,
+            rules[-1][1],
+            key,
+            answer.recorded,
+        )
+        for (domain, key, rules), answer in zip(checked, answers, strict=False)
+    ]
+    if request is not None:
+        RequestNotes.get_notes(request).rate_limits_applied.extend(results)
+    refused = results[-1] if results and results[-1].limited else None
+    if refused is not None:
+        notify(rate_limited, RateLimited, domain=refused.domain)  # observers: ops/metrics.py
+        raise RateLimited(refused.secs_to_freedom)
+    return results
+
+
 def clear(domain: str, entity: str) -> None:
     get_store().clear(_key(domain, entity))
+
+
+def clear_all(domain: str, entities: Collection[str]) -> None:
+    """Forget these entities' hits under ``domain``, in one call to the store."""
+    get_store().clear_many([_key(domain, entity) for entity in entities])
+
+
+def joint_transaction() -> AbstractContextManager[object]:
+    """One commit for the store's writes and the database's, where they share one."""
+    return get_store().joint_transaction()
 
 
 def refund(request: HttpRequest, domains: set[str]) -> None:
