@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.http import HttpRequest
 
-from keyhouse.auth.ratelimit.stores import Rule, get_store
+from keyhouse.auth.ratelimit.stores import Rule, StoreAnswer, get_store
 from keyhouse.auth.refusals import RateLimited
 from keyhouse.auth.signals import notify, rate_limited
 from keyhouse.request_notes import RequestNotes
@@ -37,12 +37,8 @@ def _key(domain: str, entity: str) -> str:
     return f"{domain}:{entity}"
 
 
-def hit(request: HttpRequest | None, domain: str, entity: str) -> RateLimitResult:
-    """Count one hit for ``entity`` under ``domain``; raise RateLimited if over."""
-    rules = rules_for(domain)
-    key = _key(domain, entity)
-    answer = get_store().hit(key, rules)
-    result = RateLimitResult(
+def _result(domain: str, key: str, rules: list[Rule], answer: StoreAnswer) -> RateLimitResult:
+    return RateLimitResult(
         domain,
         answer.limited,
         answer.secs_to_freedom,
@@ -51,11 +47,18 @@ def hit(request: HttpRequest | None, domain: str, entity: str) -> RateLimitResul
         key,
         answer.recorded,
     )
+
+
+def hit(request: HttpRequest | None, domain: str, entity: str) -> RateLimitResult:
+    """Count one hit for ``entity`` under ``domain``; raise RateLimited if over."""
+    rules = rules_for(domain)
+    key = _key(domain, entity)
+    result = _result(domain, key, rules, get_store().hit(key, rules))
     if request is not None:
         RequestNotes.get_notes(request).rate_limits_applied.append(result)
-    if answer.limited:
+    if result.limited:
         notify(rate_limited, RateLimited, domain=domain)  # observers: ops/metrics.py
-        raise RateLimited(answer.secs_to_freedom)
+        raise RateLimited(result.secs_to_freedom)
     return result
 
 
@@ -68,15 +71,7 @@ def hit_all(request: HttpRequest | None, hits: Sequence[tuple[str, str]]) -> lis
     checked = [(domain, _key(domain, entity), rules_for(domain)) for domain, entity in hits]
     answers = get_store().hit_many([(key, rules) for _, key, rules in checked])
     results = [
-        RateLimitResult(
-            domain,
-            answer.limited,
-            answer.secs_to_freedom,
-            answer.remaining,
-            rules[-1][1],
-            key,
-            answer.recorded,
-        )
+        _result(domain, key, rules, answer)
         for (domain, key, rules), answer in zip(checked, answers, strict=False)
     ]
     if request is not None:
