@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -158,16 +159,20 @@ def mail_server() -> Iterator[MailServer]:
         controller.stop()
 
 
-@pytest.fixture(scope="package")
-def web_server(
-    tmp_path_factory: pytest.TempPathFactory, mail_server: MailServer
+@contextmanager
+def serving(
+    tmp_path_factory: pytest.TempPathFactory,
+    mail_server: MailServer,
+    name: str,
+    extra_config: str = "",
 ) -> Iterator[WebServer]:
-    """One ``keyhouse serve`` for the package, configured by a TOML file to use our SMTP."""
-    data_dir = tmp_path_factory.mktemp("browser-data")
-    config = tmp_path_factory.mktemp("browser-config") / "keyhouse.toml"
+    """A ``keyhouse serve`` configured by a TOML file to use our SMTP (plus ``extra_config``)."""
+    data_dir = tmp_path_factory.mktemp(f"{name}-data")
+    config = tmp_path_factory.mktemp(f"{name}-config") / "keyhouse.toml"
     config.write_text(
         "# tests/browser: plain SMTP to the in-test aiosmtpd server\n"
-        'EMAIL_HOST = "127.0.0.1"\n'
+        + extra_config
+        + 'EMAIL_HOST = "127.0.0.1"\n'
         f"EMAIL_PORT = {mail_server.port}\n"
         "EMAIL_USE_TLS = false\n"
         "EMAIL_TIMEOUT = 5\n"
@@ -177,10 +182,19 @@ def web_server(
     keyhouse_cli(data_dir, "realm", "create", "--subdomain", "", "--name", REALM_NAME,
                  "--auth-methods", "email", env=env)  # fmt: skip
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = ARTIFACTS / "server.log"
+    log = ARTIFACTS / f"{name}-server.log"
     log.unlink(missing_ok=True)
     proc, base_url = start_server(data_dir, REALM_NAME, log, env=env)
     try:
         yield WebServer(base_url, data_dir, env, mail_server.collector)
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="package")
+def web_server(
+    tmp_path_factory: pytest.TempPathFactory, mail_server: MailServer
+) -> Iterator[WebServer]:
+    """One ``keyhouse serve`` for the package."""
+    with serving(tmp_path_factory, mail_server, "browser") as server:
+        yield server

@@ -19,16 +19,14 @@ import pytest
 from django_otp.oath import TOTP
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import ARTIFACTS, MailServer
+from tests.browser.conftest import MailServer, serving
 from tests.browser.helpers import (
-    REALM_NAME,
     Shot,
     WebServer,
     new_password,
     sign_in,
     users_me,
 )
-from tests.e2e.harness import keyhouse_cli, start_server, stop
 
 pytestmark = pytest.mark.e2e
 
@@ -37,27 +35,10 @@ pytestmark = pytest.mark.e2e
 def two_factor_server(
     tmp_path_factory: pytest.TempPathFactory, mail_server: MailServer
 ) -> Iterator[WebServer]:
-    data_dir = tmp_path_factory.mktemp("two-factor-data")
-    config = tmp_path_factory.mktemp("two-factor-config") / "keyhouse.toml"
-    config.write_text(
-        "# tests/browser/test_two_factor_browser.py\n"
-        "TWO_FACTOR_AUTHENTICATION_ENABLED = true\n"
-        'EMAIL_HOST = "127.0.0.1"\n'
-        f"EMAIL_PORT = {mail_server.port}\n"
-        "EMAIL_USE_TLS = false\n"
-        "EMAIL_TIMEOUT = 5\n"
-    )
-    env = {"KEYHOUSE_CONFIG": str(config)}
-    keyhouse_cli(data_dir, "realm", "create", "--subdomain", "", "--name", REALM_NAME,
-                 "--auth-methods", "email", env=env)  # fmt: skip
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = ARTIFACTS / "two-factor-server.log"
-    log.unlink(missing_ok=True)
-    proc, base_url = start_server(data_dir, REALM_NAME, log, env=env)
-    try:
-        yield WebServer(base_url, data_dir, env, mail_server.collector)
-    finally:
-        stop(proc)
+    with serving(
+        tmp_path_factory, mail_server, "two-factor", "TWO_FACTOR_AUTHENTICATION_ENABLED = true\n"
+    ) as server:
+        yield server
 
 
 def next_code(secret: str) -> str:
