@@ -69,7 +69,9 @@ bench: $(VENV)/.installed
 
 # Instructions per login (outside Argon2) and per users/me, by phase, counted by
 # valgrind's callgrind (Debian's; installed if missing): repeatable where seconds
-# are not (docs/performance.md, "Instruction counts"). 5-9 minutes.
+# are not (docs/performance.md, "Instruction counts"). Under each HTTP server in
+# BENCH_COST_SERVERS, one after the other: 5 minutes each on an idle machine.
+BENCH_COST_SERVERS ?= gunicorn granian
 bench-cost: $(VENV)/.installed
 	@if [ ! -x /usr/bin/valgrind ]; then \
 	    echo "bench-cost: installing valgrind from Debian"; \
@@ -77,7 +79,10 @@ bench-cost: $(VENV)/.installed
 	    $$SUDO apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq valgrind >/dev/null; \
 	fi
-	$(BIN)/python bench/cost.py
+	@for server in $(BENCH_COST_SERVERS); do \
+	    echo "bench-cost: keyhouse under $$server"; \
+	    KEYHOUSE_SERVER=$$server $(BIN)/python bench/cost.py || exit 1; \
+	done
 
 # ruff over everything; mypy (with django-stubs, config in pyproject.toml) over src/.
 lint: $(VENV)/.installed

@@ -126,6 +126,8 @@ def main() -> int:
         "jobs": cfg.jobs,
         "argon2": seed["argon2"],
         "server_threads": seed["server"]["threads"],
+        # keyhouse's SERVER as the seeded settings resolved it (KEYHOUSE_SERVER passes through).
+        "server": seed["server"]["server"],
         "wall_seconds": round(time.monotonic() - started, 1),
         "loadavg_at_end": os.getloadavg(),
     }
@@ -133,7 +135,10 @@ def main() -> int:
     result = cost_report.summarize(cfg, runs, setup)
     path = cost_report.write(result, out)
     print(path.read_text())
-    log(f"wrote {out / 'cost.json'} and {path} in {setup['wall_seconds']} s")
+    log(
+        f"wrote {out / 'cost.json'}, {path} and their {setup['server']} copies in "
+        f"{setup['wall_seconds']} s"
+    )
     return 0
 
 

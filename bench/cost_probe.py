@@ -237,6 +237,7 @@ def _install_phases(m: Markers) -> None:
 
     import keyhouse.api.basic_auth as basic_auth
     import keyhouse.api.middleware as api_middleware
+    import keyhouse.auth.login_limits as login_limits
     import keyhouse.auth.pipeline as pipeline
     import keyhouse.mail as mail
     import keyhouse.users.hashers as hashers
@@ -270,11 +271,17 @@ def _install_phases(m: Markers) -> None:
     HttpResponseBase.close = m.phase("django: response close", HttpResponseBase.close)  # type: ignore[method-assign]
     AccessLogger.access = m.phase("access log", AccessLogger.access)  # type: ignore[method-assign]
 
-    for name in ("check_login_limits", "login_succeeded", "refund_login_limits"):
-        setattr(pipeline, name, m.phase("limits", getattr(pipeline, name)))
-    pipeline.record_login_attempt = m.phase("audit", pipeline.record_login_attempt)  # type: ignore[assignment]
+    # The password budget is one frozen LoginLimits that Attempt's default holds:
+    # its callables are swapped in place (this process only) so every holder sees them.
+    for name in ("check", "refund", "succeeded"):
+        marked = m.phase("limits", getattr(login_limits.PASSWORD_LIMITS, name))
+        object.__setattr__(login_limits.PASSWORD_LIMITS, name, marked)
+    # The audit entry: opened before the secret is checked and closed after, or
+    # written whole for an attempt refused early (auth/pipeline.py's _AuditEntry).
+    for name in ("open_login_attempt", "close_login_attempt", "record_login_attempt"):
+        setattr(pipeline, name, m.phase("audit", getattr(pipeline, name)))
     pipeline.email_on_new_login = m.phase("email", pipeline.email_on_new_login)  # type: ignore[assignment]
-    pipeline.django_authenticate = m.phase("authentication", pipeline.django_authenticate)  # type: ignore[assignment]
+    pipeline.authenticate = m.phase("authentication", pipeline.authenticate)  # type: ignore[assignment]
     basic_auth.validate_api_key = m.phase("authentication", basic_auth.validate_api_key)  # type: ignore[assignment]
     basic_auth.hit = m.phase("limits", basic_auth.hit)  # type: ignore[assignment]
     api_middleware.rate_limit_headers = m.phase("limits", api_middleware.rate_limit_headers)  # type: ignore[assignment]

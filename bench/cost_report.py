@@ -28,9 +28,10 @@ ENDPOINTS = {
 
 # The report's phases, in request order, and the probe's labels each one sums.
 PHASES: list[tuple[str, str, tuple[str, ...]]] = [
-    ("http", "HTTP server: gunicorn's gthread worker (parsing, writing, keep-alive, event loop)",
+    ("http", "HTTP server ({server}: parsing, writing, keep-alive, event loop)",
      ("http", "http: event loop")),
-    ("access_log", "gunicorn's access log (keyhouse's AccessLogger)", ("access log",)),
+    ("access_log", "the access log (gunicorn's: keyhouse's AccessLogger; granian's: in the "
+     "HTTP server row)", ("access log",)),
     ("django", "Django's handler: WSGI request and response, _get_response, response close",
      ("django: WSGI handler", "django: _get_response", "django: response close")),
     ("middleware", "Django middleware (each in the table below)", ()),
@@ -211,8 +212,9 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Instructions per request (`make bench-cost`)",
         "",
-        f"{s['when']}; callgrind ({s['valgrind']}), Python {s['python']}, one gunicorn gthread "
-        f"worker, {s['warmup']} warm-up requests, then {s['logins']} logins and {s['me']} "
+        f"{s['when']}; callgrind ({s['valgrind']}), Python {s['python']}, one "
+        f"{SERVER_WORKERS.get(server_of(result), server_of(result))}, {s['warmup']} warm-up "
+        f"requests, then {s['logins']} logins and {s['me']} "
         f"users/me measured per run, {s['repeats']} runs of each kind. Thousands of "
         "instructions per request.",
         "",
@@ -248,7 +250,9 @@ def markdown(result: dict[str, Any]) -> str:
         "| phase | login | SQLite | GC | users/me | SQLite | GC |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    titles = {key: title for key, title, _ in PHASES} | {"other": "other (unnamed labels)"}
+    server = server_of(result)
+    titles = {key: title.format(server=server) for key, title, _ in PHASES}
+    titles["other"] = "other (unnamed labels)"
     for key, title in titles.items():
         a, b = login["phases"].get(key), me["phases"].get(key)
         if a is None and b is None:
@@ -291,9 +295,23 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SERVER_WORKERS = {"gunicorn": "gunicorn gthread worker", "granian": "granian worker"}
+
+
+def server_of(result: dict[str, Any]) -> str:
+    """The HTTP server a run measured (runs from before the field: gunicorn)."""
+    return str(result["setup"].get("server", "gunicorn"))
+
+
 def write(result: dict[str, Any], out: Path) -> Path:
+    """cost.json / cost.md (the last run), and cost-<server>.json / .md, which the
+    bench's serving stage reads to print each server's counts beside its timings."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "cost.json").write_text(json.dumps(result, indent=1) + "\n")
+    text, md = json.dumps(result, indent=1) + "\n", markdown(result)
+    server = server_of(result)
+    (out / "cost.json").write_text(text)
+    (out / f"cost-{server}.json").write_text(text)
+    (out / f"cost-{server}.md").write_text(md)
     path = out / "cost.md"
-    path.write_text(markdown(result))
+    path.write_text(md)
     return path

@@ -64,6 +64,16 @@ def targets(results: Results) -> dict[str, Any]:
         "ratio": round(api_ratio, 2),
         "met": api_ratio >= API_TARGET,
     }
+    lean = results.get("lean_peer")
+    if lean is not None:  # results from before the lean peer have none
+        lean_ratio = kh["api"]["ok_per_s"] / max(0.1, lean["api"]["ok_per_s"])
+        out["api_vs_lean_peer"] = {
+            "target": f">= {API_TARGET}x",
+            "keyhouse_per_s": kh["api"]["ok_per_s"],
+            "peer_per_s": lean["api"]["ok_per_s"],
+            "ratio": round(lean_ratio, 2),
+            "met": lean_ratio >= API_TARGET,
+        }
     return out
 
 
@@ -138,18 +148,32 @@ def logins(results: Results) -> list[str]:
 
 
 def api(results: Results) -> list[str]:
-    ka, pa = results["keyhouse"]["api"], results["peer"]["api"]
+    ka = results["keyhouse"]["api"]
+    rows = [
+        ("keyhouse `GET /api/v1/users/me` (Basic, rate limits on)", ka),
+        ("peer `GET /me` (Token)", results["peer"]["api"]),
+    ]
+    order = "keyhouse, peer, peer, keyhouse"
+    if "lean_peer" in results:
+        rows.append(
+            (
+                "lean peer `GET /me` (Token; CommonMiddleware only, persistent connections)",
+                results["lean_peer"]["api"],
+            )
+        )
+        order = "keyhouse, peer, lean peer, lean peer, peer, keyhouse"
     return [
         f"### API-key requests ({ka['connections']} connections, spread over "
-        f"{results['setup']['api_users']} users; keyhouse, peer, peer, keyhouse: each figure "
+        f"{results['setup']['api_users']} users; {order}: each figure "
         f"is over its server's {len(ka['rounds'])} rounds)",
         "",
         "| endpoint | ok/s | p50 ms | p99 ms | non-200 | CPU srv/gen/other |",
         "|---|---:|---:|---:|---|---|",
-        f"| keyhouse `GET /api/v1/users/me` (Basic, rate limits on) | {ka['ok_per_s']} "
-        f"({rounds(ka)}) | {ka['p50_ms']} | {ka['p99_ms']} | {non200(ka)} | {cpu(ka)} |",
-        f"| peer `GET /me` (Token) | {pa['ok_per_s']} ({rounds(pa)}) | {pa['p50_ms']} | "
-        f"{pa['p99_ms']} | {non200(pa)} | {cpu(pa)} |",
+        *(
+            f"| {name} | {r['ok_per_s']} ({rounds(r)}) | {r['p50_ms']} | {r['p99_ms']} | "
+            f"{non200(r)} | {cpu(r)} |"
+            for name, r in rows
+        ),
     ]
 
 
@@ -176,6 +200,13 @@ def target_lines(results: Results) -> list[str]:
         f"- keyhouse users/me >= {API_TARGET:g}x peer /me: "
         f"**{MET[api_['met']]}** ({api_['keyhouse_per_s']}/s vs "
         f"{api_['peer_per_s']}/s = {api_['ratio']}x)",
+        *(
+            f"- keyhouse users/me >= {API_TARGET:g}x the lean peer's /me: "
+            f"**{MET[lean['met']]}** ({lean['keyhouse_per_s']}/s vs "
+            f"{lean['peer_per_s']}/s = {lean['ratio']}x)"
+            for lean in [t["api_vs_lean_peer"]]
+            if "api_vs_lean_peer" in t
+        ),
     ]
 
 
@@ -246,7 +277,7 @@ def unplaced_runs(results: Results) -> list[str]:
     """The runs whose connections did not land as planned (placement.py); none, no lines."""
     missed = [
         f"{who} {what} ({run['placement']})"
-        for who in ("keyhouse", "peer")
+        for who in ("keyhouse", "peer", "lean_peer")
         if who in results
         for what, run in [
             *((f"logins c={x['connections']}", x) for x in results[who]["logins"]),
@@ -285,6 +316,8 @@ def _all_cpu(results: Results) -> list[dict[str, Any]]:
     if "keyhouse" in r:
         runs += [*r["keyhouse"]["logins"], r["keyhouse"]["api"], *r["peer"]["logins"]]
         runs.append(r["peer"]["api"])
+        if "lean_peer" in r:
+            runs.append(r["lean_peer"]["api"])
     if "overload" in r:
         runs.append(r["overload"])
     runs += r.get("growth", {}).get("rows", [])
@@ -492,10 +525,18 @@ def serving(results: Results) -> list[str]:
             f"- not measured: {', '.join(sv['not_measured'])} (bench/.venv-peer lacks the "
             "server; bench/setup.sh installs it)."
         )
-    lines.append(
-        "- instructions per request under each server: `make bench-cost` (bench/cost.py)"
-        + (f": {sv['instructions']}" if sv.get("instructions") else ", not part of this run.")
-    )
+    counted = sv.get("instructions") or {}
+    for server, c in counted.items():
+        lines.append(
+            f"- keyhouse instructions per request under {server} (`make bench-cost`, "
+            f"{c['when']}): login outside Argon2 {c['login_outside_argon2'] / 1000:,.0f} k, "
+            f"users/me {c['users_me'] / 1000:,.0f} k."
+        )
+    if not counted:
+        lines.append(
+            "- instructions per request under each server: `make bench-cost` (bench/cost.py), "
+            "not counted yet."
+        )
     return lines
 
 

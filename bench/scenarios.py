@@ -16,6 +16,7 @@ Each returns its part of results.json; measure.py does the measuring.
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,8 @@ from servers import (
 )
 
 # API-key runs per server, alternating so that neither catches the machine's drift alone.
-API_ROUND_ORDER = ("keyhouse", "peer", "peer", "keyhouse")
+# The lean peer (bench/peers/drf/peer/settings_lean.py) runs the API-key rounds only.
+API_ROUND_ORDER = ("keyhouse", "peer", "lean_peer", "lean_peer", "peer", "keyhouse")
 # The gateway's rounds, in the same spirit: each figure over two rounds, in mirrored order.
 GATEWAY_API_ORDER = ("users_me", "verify", "peer", "peer", "verify", "users_me")
 GATEWAY_PROXY_ORDER = ("direct", "guarded", "guarded", "direct")
@@ -71,29 +73,41 @@ def side_by_side(cfg: Config, data: Prepared) -> dict[str, Figures]:
     Returns results.json's "keyhouse", "peer" and "argon2_bound".
     """
     bound = ArgonBound(data.seed["password_hash"], max(2.0, cfg.seconds / 2))
-    kh_port, peer_port = free_ports(2)
+    kh_port, peer_port, lean_port = free_ports(3)
     kh_ctx = keyhouse_server(data.kh_data, kh_port, cfg.workers, data.logs / "keyhouse.log")
+    threads = data.setup["threads_per_worker"]
     peer_ctx = peer_server(
+        data.peer_data, peer_port, cfg.workers, threads, data.logs / "peer.log", data.argon2_env
+    )
+    # The same seeded database: its users/me rounds only read it.
+    lean_ctx = peer_server(
         data.peer_data,
-        peer_port,
+        lean_port,
         cfg.workers,
-        data.setup["threads_per_worker"],
-        data.logs / "peer.log",
+        threads,
+        data.logs / "peer-lean.log",
         data.argon2_env,
+        lean=True,
     )
     req = data.requests
-    with kh_ctx as kh_server, peer_ctx as peer_server_:
+    with kh_ctx as kh_server, peer_ctx as peer_server_, lean_ctx as lean_server:
         sides: dict[str, tuple[Server, Path, Path]] = {
             "keyhouse": (kh_server, req["kh_login"], req["kh_me"]),
             "peer": (peer_server_, req["peer_login"], req["peer_me"]),
         }
+        api_sides = {**sides, "lean_peer": (lean_server, req["peer_login"], req["peer_me"])}
         out: dict[str, dict[str, Any]] = {}
-        for name, (server, login, me) in sides.items():
+        for name, (server, login, me) in api_sides.items():
             warm(server.port, login, me)
             out[name] = {"logins": [], "api": None, "rss_before_mib": rss_mib(server.pid)}
         _login_levels(cfg, sides, bound, out)
-        _api_rounds(cfg, sides, out)
-    return {"keyhouse": out["keyhouse"], "peer": out["peer"], "argon2_bound": bound.summary()}
+        _api_rounds(cfg, api_sides, out)
+    return {
+        "keyhouse": out["keyhouse"],
+        "peer": out["peer"],
+        "lean_peer": out["lean_peer"],
+        "argon2_bound": bound.summary(),
+    }
 
 
 def _login_levels(
@@ -476,6 +490,22 @@ def serving(cfg: Config, data: Prepared) -> Figures:
         "argon2_bound": bound.summary(),
         "levels": cfg.serving_levels,
         "not_measured": missing,
-        # Filled by bench/cost.py (make bench-cost) once it counts under each server.
-        "instructions": None,
+        "instructions": counted_instructions(BENCH / "out"),
     }
+
+
+def counted_instructions(out: Path) -> dict[str, dict[str, Any]]:
+    """keyhouse's instructions per request under each server, as the last `make
+    bench-cost` under it counted them (bench/out/cost-<server>.json); none: {}."""
+    counted = {}
+    for server in HTTP_SERVERS:
+        path = out / f"cost-{server}.json"
+        if not path.exists():
+            continue
+        result = json.loads(path.read_text())
+        counted[server] = {
+            "when": result["setup"]["when"],
+            "login_outside_argon2": result["endpoints"]["login"]["outside_argon2"],
+            "users_me": result["endpoints"]["me"]["outside_argon2"],
+        }
+    return counted

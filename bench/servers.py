@@ -196,11 +196,13 @@ def peer_server(
     log: Path,
     argon2_env: dict[str, str],
     server: str = "gunicorn",
+    lean: bool = False,
 ) -> Server:
     """The DRF peer under the settings `keyhouse serve` gives the same server.
 
     gunicorn's as ops/gunicorn_server.py sets them, granian's as ops/granian_server.py
-    does (both from ops/server_policy.py).
+    does (both from ops/server_policy.py). ``lean``: the same app deployed lean
+    (peer/settings_lean.py: CommonMiddleware only, persistent connections).
     """
     cmd = (
         _peer_granian(port, workers, threads)
@@ -208,9 +210,13 @@ def peer_server(
         else _peer_gunicorn(port, workers, threads)
     )
     env = child_env(
-        PEER_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="peer.settings", **argon2_env
+        PEER_DATA_DIR=str(data_dir),
+        DJANGO_SETTINGS_MODULE="peer.settings_lean" if lean else "peer.settings",
+        **argon2_env,
     )
     name = "drf-peer" if server == "gunicorn" else f"drf-peer-{server}"
+    if lean:
+        name += "-lean"
     return Server(name, cmd, env, port, log, "/me", workers, cwd=PEER_DIR)
 
 
