@@ -21,7 +21,6 @@ surplus with a fast 503, or serve API-key requests, still get the CPU first.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,8 +33,6 @@ T = TypeVar("T")
 _PREFIX = "keyhouse-argon2"
 # Added to the hashing threads' nice value (Linux sets it per thread).
 HASHING_NICENESS = 10
-# The GIL's switch interval in a server worker (Python's default: 5 ms).
-GIL_SWITCH_INTERVAL = 0.001
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 # (process id, threads): a forked child or new settings (tests tune slots) get a new pool.
@@ -76,16 +73,3 @@ def run_on_hashing_thread(fn: Callable[..., T], *args: object) -> T:
     except RuntimeError:  # the pool was replaced (new settings) and shut down meanwhile
         future = _get_pool().submit(fn, *args)
     return future.result()
-
-
-def shorten_gil_hand_offs() -> None:
-    """In a server worker: a thread waiting for the GIL gets it within 1 ms, not 5.
-
-    Argon2 runs without the GIL, but its hashing thread needs the GIL to hand back
-    the result, and the request thread needs it to free the slot. With Python's
-    default interval a request thread busy in Python can keep them waiting 5 ms
-    while the slot, a core's worth of Argon2, is held and idle. Measured in
-    docs/performance.md ("Hashing capacity"): logins pinned to one worker went
-    from 0.78-0.81 of the Argon2 bound to 0.92-0.98, users/me unchanged.
-    """
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -27,7 +26,6 @@ from keyhouse.hashing_slots import (
     shared_budget,
     worker_started,
 )
-from keyhouse.hashing_threads import GIL_SWITCH_INTERVAL
 from keyhouse.ops.gunicorn_server import _post_fork
 
 CORES = os.cpu_count() or 1
@@ -35,26 +33,9 @@ CORES = os.cpu_count() or 1
 
 @pytest.fixture(autouse=True)
 def lone_process() -> Iterator[None]:
-    interval = sys.getswitchinterval()
     yield
     release_shared_budget()
     worker_started(None)
-    sys.setswitchinterval(interval)
-
-
-def test_a_gunicorn_worker_hands_the_gil_on_within_a_millisecond() -> None:
-    sys.setswitchinterval(0.005)  # Python's default
-    _post_fork(2)(None, None)
-    assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL) == pytest.approx(0.001)
-
-
-def test_a_granian_worker_hands_the_gil_on_within_a_millisecond() -> None:
-    pytest.importorskip("granian")
-    from keyhouse.ops.granian_server import worker_app
-
-    sys.setswitchinterval(0.005)
-    worker_app(2, access_log=False)
-    assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL)
 
 
 def test_a_worker_may_use_the_whole_shared_budget(settings: Settings) -> None:

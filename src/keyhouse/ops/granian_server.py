@@ -26,7 +26,6 @@ from keyhouse.hashing_slots import (
     release_shared_budget,
     worker_started,
 )
-from keyhouse.hashing_threads import shorten_gil_hand_offs
 from keyhouse.ops.granian_wsgi import ACCESS_LOGGER, GranianWSGI
 from keyhouse.ops.metrics_dir import forget_worker
 from keyhouse.ops.server_policy import BACKLOG, GRACEFUL_TIMEOUT, KEEPALIVE, close_db_connections
@@ -106,7 +105,6 @@ def worker_app(workers: int, access_log: bool) -> GranianWSGI:
     (keyhouse/hashing_slots.py).
     """
     worker_started(workers)  # this worker's hashing slots (keyhouse/hashing_slots.py)
-    shorten_gil_hand_offs()
     threading.Thread(
         target=_watch_master, args=(os.getppid(),), name="watch-master", daemon=True
     ).start()

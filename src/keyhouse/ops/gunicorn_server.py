@@ -13,7 +13,6 @@ from keyhouse.hashing_slots import (
     release_shared_budget,
     worker_started,
 )
-from keyhouse.hashing_threads import shorten_gil_hand_offs
 from keyhouse.ops.access_log import ACCESS_LOG_FORMAT, AccessLogger
 from keyhouse.ops.metrics_dir import child_exit
 from keyhouse.ops.server_policy import (
@@ -50,7 +49,6 @@ def _post_fork(workers: int) -> Callable[[Any, Any], None]:
 
     def post_fork(server: Any, worker: Any) -> None:
         worker_started(workers)
-        shorten_gil_hand_offs()
 
     return post_fork
 
