@@ -17,7 +17,9 @@ from config import Config
 Results = dict[str, Any]
 Run = dict[str, Any]
 
-LOGIN_TARGET = 0.95
+# Issue 17: logins >= 0.90 of the Argon2 bound, balanced and pinned, reaching for 0.95.
+LOGIN_TARGET = 0.90
+LOGIN_REACH = 0.95
 API_TARGET = 2.0
 # Cores used by other processes during a run above which the report warns.
 NOISY_OTHER_CORES = 0.25
@@ -184,7 +186,8 @@ def target_lines(results: Results) -> list[str]:
         "### Targets (reported, never enforced)",
         "",
         f"- keyhouse login throughput / Argon2 bound {login['target']}, balanced: "
-        f"**{MET[login['met']]}** ({login['value']} at concurrency {login['at_concurrency']})",
+        f"**{MET[login['met']]}** ({login['value']} at concurrency {login['at_concurrency']}; "
+        f"the reach, {LOGIN_REACH}: {MET[login['value'] >= LOGIN_REACH]})",
     ]
     if "login_ratio_pinned" in t:
         pinned = t["login_ratio_pinned"]
