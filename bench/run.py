@@ -9,8 +9,8 @@ the flood 20 s, the whole run about 3 minutes after setup). Other knobs:
 BENCH_WORKERS (default: cores), BENCH_GROWTH_SIZES (default 1000,10000,100000),
 BENCH_FLOOD_SECONDS, BENCH_FLOOD_FACTOR (4), BENCH_FLOOD_API_RATE (20/s),
 BENCH_API_CONNECTIONS (8 x cores), BENCH_WRK_THREADS (1, for API runs),
-BENCH_STAGES (side_by_side,overload,growth,gateway,fleet by default: which stages
-run; serving only when named, e.g. BENCH_STAGES=serving),
+BENCH_STAGES (side_by_side,overload,growth,gateway,fleet,serving by default: which
+stages run, e.g. BENCH_STAGES=serving),
 BENCH_FLEET_WORKERS, BENCH_PG_GROWTH_SIZES (the fleet stage's).
 KEYHOUSE_ARGON2_* and the other KEYHOUSE_* tuning variables pass through to
 keyhouse; the Argon2 ones to the peer as well.
