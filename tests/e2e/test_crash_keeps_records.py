@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from tests.conftest import REDIS_TEST_URL, redis_or_fail
-from tests.e2e.harness import ARTIFACTS, keyhouse_cli, start_server, stop
+from tests.e2e.harness import ARTIFACTS, SERVED_BY, keyhouse_cli, start_server, stop
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 EMAIL = "crash@example.com"
@@ -132,6 +132,14 @@ def test_killed_right_after_the_password_check(site: Site, password: str) -> Non
 
 
 @pytest.mark.e2e
+@pytest.mark.skipif(
+    SERVED_BY == "granian",
+    reason="under granian Django's request_finished, where the after-response hook fires, "
+    "runs just before the body is sent (ops/granian_wsgi.py hands granian the whole body "
+    "after closing the response), so no hook can kill the worker after the answer; the "
+    "records come from the same pipeline under either server, and the after-verification "
+    "kill above runs under granian too",
+)
 @pytest.mark.parametrize(
     ("password", "status", "recorded", "left"),
     [
