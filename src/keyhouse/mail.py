@@ -29,6 +29,8 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 logger = logging.getLogger("keyhouse.mail")
 
@@ -71,12 +73,30 @@ _CONNECTION_SETTINGS = (
 )
 
 
+_key: MailKey | None = None  # _settings_key()'s answer until a setting changes
+
+
 def _settings_key() -> MailKey:
-    """The settings a connection is made from: a change (tests, a reload) means a new one."""
-    return (
-        getattr(settings, "EMAIL_BACKEND", None),
-        *(getattr(settings, name, None) for name, _ in _CONNECTION_SETTINGS),
-    )
+    """The settings a connection is made from: a change (tests, a reload) means a new one.
+
+    Read once, not per mail (eleven settings lookups on every login's email), and
+    read again after Django's ``setting_changed``, the one way settings change in a
+    running process.
+    """
+    global _key
+    key = _key
+    if key is None:
+        key = _key = (
+            getattr(settings, "EMAIL_BACKEND", None),
+            *(getattr(settings, name, None) for name, _ in _CONNECTION_SETTINGS),
+        )
+    return key
+
+
+@receiver(setting_changed)
+def _forget_settings_key(**kwargs: object) -> None:
+    global _key
+    _key = None
 
 
 def _connection_for(key: MailKey) -> BaseEmailBackend:

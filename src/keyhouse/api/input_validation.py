@@ -55,6 +55,20 @@ class KeyhouseWSGIRequest(WSGIRequest):
     """
 
     malformed_content_type: bool = False
+    _valid_host: str | None = None
+
+    def get_host(self) -> str:
+        """Django's, worked out once per request.
+
+        Several layers ask (the common middleware, the realm, the new-login email's
+        links), and each of Django's calls parses and checks the host against
+        ``ALLOWED_HOSTS`` again; the headers and those settings cannot change within
+        a request. Only a valid host is kept: an invalid one raises DisallowedHost
+        on every call, as Django's does.
+        """
+        if self._valid_host is None:
+            self._valid_host = super().get_host()
+        return self._valid_host
 
     def _set_content_type_params(self, meta: dict[str, Any]) -> None:
         try:
