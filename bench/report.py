@@ -36,7 +36,6 @@ def targets(results: Results) -> dict[str, Any]:
     kh, peer = results["keyhouse"], results["peer"]
     kh_best = _best(kh["logins"], "balanced") or kh["logins"][0]
     peer_best = _best(peer["logins"], "balanced") or peer["logins"][0]
-    api_ratio = kh["api"]["ok_per_s"] / max(0.1, peer["api"]["ok_per_s"])
     out: dict[str, Any] = {
         "login_ratio": {
             "target": f">= {LOGIN_TARGET}",
@@ -59,24 +58,23 @@ def targets(results: Results) -> dict[str, Any]:
         "peer": peer_best["ratio_to_bound"],
         "met": kh_best["ratio_to_bound"] >= peer_best["ratio_to_bound"],
     }
-    out["api_vs_peer"] = {
+    out["api_vs_peer"] = _api_target(kh, peer)
+    lean = results.get("lean_peer")
+    if lean is not None:  # results from before the lean peer have none
+        out["api_vs_lean_peer"] = _api_target(kh, lean)
+    return out
+
+
+def _api_target(kh: dict[str, Any], peer: dict[str, Any]) -> dict[str, Any]:
+    """keyhouse's users/me throughput against one peer's /me, and the 2x target."""
+    ratio = kh["api"]["ok_per_s"] / max(0.1, peer["api"]["ok_per_s"])
+    return {
         "target": f">= {API_TARGET}x",
         "keyhouse_per_s": kh["api"]["ok_per_s"],
         "peer_per_s": peer["api"]["ok_per_s"],
-        "ratio": round(api_ratio, 2),
-        "met": api_ratio >= API_TARGET,
+        "ratio": round(ratio, 2),
+        "met": ratio >= API_TARGET,
     }
-    lean = results.get("lean_peer")
-    if lean is not None:  # results from before the lean peer have none
-        lean_ratio = kh["api"]["ok_per_s"] / max(0.1, lean["api"]["ok_per_s"])
-        out["api_vs_lean_peer"] = {
-            "target": f">= {API_TARGET}x",
-            "keyhouse_per_s": kh["api"]["ok_per_s"],
-            "peer_per_s": lean["api"]["ok_per_s"],
-            "ratio": round(lean_ratio, 2),
-            "met": lean_ratio >= API_TARGET,
-        }
-    return out
 
 
 def non200(run: Run) -> str:
